@@ -1,0 +1,15 @@
+"""M1: the Euclidean distance D(i, j) = ||x_i - y_j||_2."""
+from __future__ import annotations
+
+import torch
+
+from .base import Distance, safe_sqrt, squared_euclidean_matrix
+from .registry import DISTANCES
+
+
+@DISTANCES.register("euclidean")
+class EuclideanDistance(Distance):
+    """||x - y||_2, with a finite (zero) gradient at zero distance."""
+
+    def pairwise(self, x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
+        return safe_sqrt(squared_euclidean_matrix(x, y, same))

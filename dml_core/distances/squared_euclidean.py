@@ -1,0 +1,15 @@
+"""M1: the squared Euclidean distance D^2, the learned metric of seed 000."""
+from __future__ import annotations
+
+import torch
+
+from .base import Distance, squared_euclidean_matrix
+from .registry import DISTANCES
+
+
+@DISTANCES.register("squared_euclidean")
+class SquaredEuclideanDistance(Distance):
+    """||x - y||_2^2 (smooth everywhere, so no special case at zero)."""
+
+    def pairwise(self, x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
+        return squared_euclidean_matrix(x, y, same)

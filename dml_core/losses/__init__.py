@@ -1,0 +1,16 @@
+"""Losses (METHODS.md L1-L7). `build_loss(name, **opts)` -> nn.Module loss(emb, labels, indices=None)."""
+from __future__ import annotations
+
+from .base import MetricLoss
+from .contrastive import ContrastiveLoss
+from .reducers import REDUCERS, Terms
+from .registry import LOSSES
+from .triplet import TripletMarginLoss
+
+
+def build_loss(name: str, **opts) -> MetricLoss:
+    """A loss by its params.yaml name, e.g. build_loss("triplet", margin=0.2)."""
+    return LOSSES.build(name, **opts)
+
+
+__all__ = ["LOSSES", "REDUCERS", "ContrastiveLoss", "MetricLoss", "Terms", "TripletMarginLoss", "build_loss"]

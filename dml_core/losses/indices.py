@@ -1,0 +1,47 @@
+"""Miner outputs as losses consume them: validation and pair <-> triplet conversion."""
+from __future__ import annotations
+
+import torch
+
+Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def check_indices(indices, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """A tuple of 3 (triplets) or 4 (pairs) int64 tensors, 1-D, valid row numbers."""
+    if not isinstance(indices, (tuple, list)) or len(indices) not in (3, 4):
+        raise ValueError(
+            "indices must be a miner's output: (anchor, positive, negative) or (a1, p, a2, n)"
+        )
+    out = []
+    for i, t in enumerate(indices):
+        if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.dtype != torch.int64:
+            raise ValueError(f"indices[{i}] must be a 1-D int64 tensor")
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= batch_size):
+            raise ValueError(f"indices[{i}] holds a row outside [0, {batch_size})")
+        out.append(t)
+    lengths = [len(t) for t in out]
+    if len(out) == 3 and len(set(lengths)) != 1:
+        raise ValueError(f"triplet indices must have equal lengths, got {lengths}")
+    if len(out) == 4 and (lengths[0] != lengths[1] or lengths[2] != lengths[3]):
+        raise ValueError(f"pair indices must come as (a1, p) and (a2, n) of equal lengths, got {lengths}")
+    return tuple(out)
+
+
+def triplets_to_pairs(indices: Triplets) -> Pairs:
+    """Each triplet (a, p, n) gives the positive pair (a, p) and the negative pair (a, n)."""
+    a, p, n = indices
+    return a, p, a, n
+
+
+def pairs_to_triplets(indices: Pairs, batch_size: int) -> Triplets:
+    """Every (a, p, n) where (a, p) is a given positive pair and (a, n) a given negative pair."""
+    from ..miners.triplet_search import triplets_from_masks
+
+    a1, p, a2, n = indices
+    device = a1.device
+    pos = torch.zeros(batch_size, batch_size, dtype=torch.bool, device=device)
+    neg = torch.zeros_like(pos)
+    pos[a1, p] = True
+    neg[a2, n] = True
+    return triplets_from_masks(pos, neg)

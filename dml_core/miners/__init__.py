@@ -1,0 +1,34 @@
+"""Miners (METHODS.md S1-S3). `build_miner(name, **opts)` -> miner(embeddings, labels)."""
+from __future__ import annotations
+
+from .all_pairs import AllPairsMiner
+from .all_triplets import AllTripletsMiner
+from .base import MarginMiner, Miner
+from .batch_hard import BatchHardMiner
+from .batch_semihard import BatchSemihardMiner
+from .distance_weighted import DistanceWeightedMiner
+from .margin import EasyMiner, HardMiner, SemihardMiner
+from .random_triplets import RandomTripletMiner
+from .registry import MINERS
+
+
+def build_miner(name: str, **opts) -> Miner:
+    """A miner by its params.yaml name, e.g. build_miner("semihard", margin=0.2)."""
+    return MINERS.build(name, **opts)
+
+
+__all__ = [
+    "MINERS",
+    "AllPairsMiner",
+    "AllTripletsMiner",
+    "BatchHardMiner",
+    "BatchSemihardMiner",
+    "DistanceWeightedMiner",
+    "EasyMiner",
+    "HardMiner",
+    "MarginMiner",
+    "Miner",
+    "RandomTripletMiner",
+    "SemihardMiner",
+    "build_miner",
+]

@@ -1,0 +1,36 @@
+"""S2: FaceNet's batch semi-hard negatives (Schroff et al., CVPR 2015; TF's triplet_semihard_loss).
+
+For each positive pair (a, p): n* = argmin_{n: d_an > d_ap} d_an, the closest negative that
+is still farther than the positive; where no such negative exists, the farthest negative
+(TF's fallback). One triplet per positive pair.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..distances import Distance
+from .base import Miner
+from .registry import MINERS
+from .triplet_search import count_below, label_masks, positive_pairs, sort_negatives
+
+
+@MINERS.register("batch_semihard")
+class BatchSemihardMiner(Miner):
+    """On ties in d_an the lower batch index wins."""
+
+    def __init__(self, distance: str | Distance = "squared_euclidean"):
+        super().__init__(distance)
+
+    def mine(self, dist: torch.Tensor, labels: torch.Tensor):
+        pos, neg = label_masks(labels)
+        sorted_neg = sort_negatives(dist, neg)
+        a, p = positive_pairs(pos)
+        count = sorted_neg.count[a]
+        keep = count > 0
+        a, p, count = a[keep], p[keep], count[keep]
+        first_farther = count_below(sorted_neg, a, dist[a, p], inclusive=True)
+        # Past the last negative: fall back to the farthest one (the first of any tie).
+        farthest = sorted_neg.values[a, count - 1]
+        first_farthest = count_below(sorted_neg, a, farthest, inclusive=False)
+        k = torch.where(first_farther < count, first_farther, first_farthest)
+        return a, p, sorted_neg.order[a, k]

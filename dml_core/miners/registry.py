@@ -1,0 +1,3 @@
+from ..registry import Registry
+
+MINERS: Registry = Registry("miner")

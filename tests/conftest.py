@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(params=[0, 1, 2], ids=lambda s: f"seed{s}")
+def rng(request):
+    return np.random.default_rng(request.param)
+
+
+def clustered(rng, n=14, dim=3, classes=4, spread=1.0):
+    """Random float64 embeddings with class structure, and their int64 labels."""
+    labels = rng.integers(0, classes, n)
+    centers = rng.normal(size=(classes, dim)) * 2
+    x = centers[labels] + spread * rng.normal(size=(n, dim))
+    return torch.tensor(x, dtype=torch.float64), torch.tensor(labels, dtype=torch.int64)
+
+
+def grid_points(rng, n=12, dim=2, classes=3):
+    """Embeddings on a small integer grid: many exactly tied distances and duplicates, all
+    exactly representable so the matrix expansion has no rounding error."""
+    x = rng.integers(0, 3, size=(n, dim)).astype(np.float64)
+    labels = rng.integers(0, classes, n)
+    return torch.tensor(x), torch.tensor(labels, dtype=torch.int64)
