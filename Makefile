@@ -16,7 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	# compat mode puts the checkout itself on sys.path, so packages added later (flows/)
+	# import without a reinstall; the default strict mode freezes the package list.
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 test: install

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..distances import Distance, build_distance
+from ..miners.triplet_search import label_masks
 from ..validation import check_positive
 from .base import MetricLoss
 from .indices import triplets_to_pairs
@@ -47,9 +48,16 @@ class ContrastiveLoss(MetricLoss):
     def terms(self, embeddings, labels, indices) -> Terms:
         dist = self.distance(embeddings)
         if indices is None:
-            same = labels[:, None] == labels[None, :]
-            eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-            d_pos, d_neg = dist[same & ~eye], dist[~same]
+            # Elementwise over the [B, B] matrix with 0/1 masks: no boolean gathers, whose
+            # copies and scatter-backward cost more than the loss itself.
+            pos, neg = label_masks(labels)
+            hinge_pos = torch.relu(dist - self.pos_margin) * pos
+            hinge_neg = torch.relu(self.neg_margin - dist) * neg
+            if self.squared:
+                hinge_pos, hinge_neg = hinge_pos * hinge_pos, hinge_neg * hinge_neg
+            terms = hinge_pos + hinge_neg  # each entry is a positive or a negative pair, never both
+            count = int(pos.sum() + neg.sum())
+            return Terms(terms.sum(), count, int((terms > 0).sum()))
         else:
             a1, p, a2, n = triplets_to_pairs(indices) if len(indices) == 3 else indices
             d_pos, d_neg = dist[a1, p], dist[a2, n]

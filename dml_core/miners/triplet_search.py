@@ -39,10 +39,10 @@ def positive_pairs(pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return a, p
 
 
-def count_below(sorted_neg: SortedNegatives, a: torch.Tensor, threshold: torch.Tensor, *, inclusive: bool) -> torch.Tensor:
-    """For each pair row a, the number of its negatives with d_an < threshold (<= if inclusive)."""
-    rows = sorted_neg.values[a]
-    return torch.searchsorted(rows, threshold[:, None].contiguous(), right=inclusive).squeeze(1)
+def count_below(sorted_neg: SortedNegatives, thresholds: torch.Tensor, *, inclusive: bool) -> torch.Tensor:
+    """thresholds [B, k]: per anchor row, the number of its negatives with d_an < threshold
+    (<= if inclusive). One batched searchsorted over the sorted rows, [B, k] out."""
+    return torch.searchsorted(sorted_neg.values, thresholds.contiguous(), right=inclusive)
 
 
 def expand_ranges(
@@ -64,10 +64,11 @@ def expand_ranges(
         )
     device = a.device
     rep = torch.repeat_interleave(torch.arange(len(a), device=device), counts, output_size=total)
-    starts = torch.cumsum(counts, 0) - counts
-    offset = torch.arange(total, device=device) - starts[rep]
-    a_rep = a[rep]
-    return a_rep, p[rep], order[a_rep, lo[rep] + offset]
+    # Triplet t of pair i reads order.flat[a_i * B + lo_i + (t - first_t_of_i)]: one offset
+    # per pair, so the per-triplet work is a single add and gather.
+    base = a * order.shape[1] + lo - (torch.cumsum(counts, 0) - counts)
+    n = order.reshape(-1)[torch.arange(total, device=device).add_(base[rep])]
+    return a[rep], p[rep], n
 
 
 def triplets_from_masks(

@@ -1,0 +1,165 @@
+"""Speed and memory of our losses and miners beside pytorch-metric-learning 2.9.
+
+    .venv/bin/python benchmarks/losses.py [--sizes 256 1024 4096]
+
+Random L2-normalised embeddings, dim 128, 64 classes (B/64 per class), fwd+bwd of the loss
+with its miner (the miner runs inside the timed step, as in training). Times are medians
+over repeats after a warm-up; memory is the peak RSS growth of a fresh process running only
+that case. PML runs its own equivalent: the same margin and the same distance (squared
+Euclidean for the triplet rows, Euclidean for contrastive). PML has no batch semi-hard
+miner; its closest, TripletMarginMiner(type_of_triplets="semihard"), is the reference for
+both semi-hard rows. PML rows whose all-triplet enumeration would need more than
+--pml-max-gib of index memory are skipped and say so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _measure import fmt_mem, fmt_time, run_case, time_call  # noqa: E402
+
+DIM, CLASSES, MARGIN = 128, 64, 0.2
+
+# name: (our loss, our loss opts, our miner or None, PML spec)
+CASES = {
+    "contrastive": ("contrastive", {"neg_margin": 1.0, "squared": False}, None, ("ContrastiveLoss", None)),
+    "triplet (all triplets)": ("triplet", {"margin": MARGIN}, None, ("TripletMarginLoss", None)),
+    "triplet + semihard": ("triplet", {"margin": MARGIN}, "semihard", ("TripletMarginLoss", "semihard")),
+    "triplet + batch_semihard": ("triplet", {"margin": MARGIN}, "batch_semihard", ("TripletMarginLoss", "semihard")),
+    "triplet + hard": ("triplet", {"margin": MARGIN}, "hard", ("TripletMarginLoss", "hard")),
+    "triplet + easy": ("triplet", {"margin": MARGIN}, "easy", ("TripletMarginLoss", "easy")),
+    "triplet + batch_hard": ("triplet", {"margin": MARGIN}, "batch_hard", ("TripletMarginLoss", "batch_hard")),
+    "triplet + distance_weighted": ("triplet", {"margin": MARGIN}, "distance_weighted", ("TripletMarginLoss", "distance_weighted")),
+    "triplet + random": ("triplet", {"margin": MARGIN}, "random", None),
+    "contrastive + all_pairs": ("contrastive", {"neg_margin": 1.0, "squared": False}, "all_pairs", ("ContrastiveLoss", None)),
+}
+ALL_TRIPLET_PML = {None, "semihard", "hard", "easy"}  # PML enumerates every triplet for these
+
+
+def make_batch(batch: int, seed: int = 0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.nn.functional.normalize(torch.randn(batch, DIM, generator=g), dim=1).requires_grad_()
+    labels = torch.arange(batch) % CLASSES
+    return emb, labels
+
+
+def ours_step(name: str, batch: int):
+    from dml_core import build_loss, build_miner
+
+    loss_name, opts, miner_name, _ = CASES[name]
+    loss = build_loss(loss_name, **opts)
+    miner = None
+    if miner_name:
+        kw = {"margin": MARGIN} if miner_name in ("semihard", "hard", "easy") else {}
+        if miner_name in ("semihard", "hard", "easy"):
+            kw["max_triplets"] = None
+        miner = build_miner(miner_name, **kw)
+    emb, labels = make_batch(batch)
+
+    def step():
+        emb.grad = None
+        idx = miner(emb, labels) if miner else None
+        loss(emb, labels, idx).backward()
+
+    return step
+
+
+def pml_step(name: str, batch: int):
+    from pytorch_metric_learning import distances, losses, miners
+
+    loss_cls, miner_kind = CASES[name][3]
+    sq = distances.LpDistance(power=2)
+    if loss_cls == "ContrastiveLoss":
+        loss = losses.ContrastiveLoss(pos_margin=0.0, neg_margin=1.0)
+    else:
+        loss = losses.TripletMarginLoss(margin=MARGIN, distance=sq)
+    miner = None
+    if miner_kind in ("semihard", "hard", "easy"):
+        miner = miners.TripletMarginMiner(margin=MARGIN, type_of_triplets=miner_kind, distance=sq)
+    elif miner_kind == "batch_hard":
+        miner = miners.BatchHardMiner(distance=sq)
+    elif miner_kind == "distance_weighted":
+        miner = miners.DistanceWeightedMiner()
+    emb, labels = make_batch(batch)
+
+    def step():
+        emb.grad = None
+        idx = miner(emb, labels) if miner else None
+        loss(emb, labels, idx).backward()
+
+    return step
+
+
+def triplet_count(batch: int) -> int:
+    per_class = batch // CLASSES
+    return batch * (per_class - 1) * (batch - per_class)
+
+
+def region_counts(batch: int) -> dict:
+    """How many triplets each margin region holds on this batch, counted without building them."""
+    from dml_core.distances import build_distance
+    from dml_core.miners.margin import margin_cuts
+
+    emb, labels = make_batch(batch)
+    d = build_distance("squared_euclidean")(emb.detach())
+    a, p, sorted_neg, hard_end, semi_end = margin_cuts(d, labels, MARGIN)
+    return {
+        "hard": int(hard_end.sum()),
+        "semihard": int((semi_end - hard_end).sum()),
+        "easy": int((sorted_neg.count[a] - semi_end).sum()),
+        "all_triplets": triplet_count(batch),
+    }
+
+
+def child(case: dict) -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    fn = (ours_step if case["impl"] == "ours" else pml_step)(case["name"], case["batch"])
+    print(json.dumps(time_call(fn)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--ours-max-gib", type=float, default=6.0, help="skip our margin-miner rows whose output alone exceeds this")
+    parser.add_argument("--pml-max-gib", type=float, default=6.0, help="skip PML rows whose all-triplet indices exceed this")
+    args = parser.parse_args()
+    if args.case:
+        return child(json.loads(args.case))
+
+    script = os.path.abspath(__file__)
+    print(f"losses: fwd+bwd with mining, dim {DIM}, {CLASSES} classes, margin {MARGIN}, torch threads {os.environ.get('OMP_NUM_THREADS', '2')}")
+    header = f"{'case':30} {'B':>5} {'ours':>12} {'ours peak':>12} {'PML':>12} {'PML peak':>12} {'ours/PML':>9}"
+    print(header)
+    print("-" * len(header))
+    for batch in args.sizes:
+        counts = region_counts(batch)
+        for name, (_, _, miner_name, pml) in CASES.items():
+            if miner_name in ("semihard", "hard", "easy") and counts[miner_name] * 24 / 2**30 > args.ours_max_gib:
+                ours = {"skipped": f"{counts[miner_name] / 1e6:.0f}M trip."}
+            else:
+                ours = run_case(script, {"impl": "ours", "name": name, "batch": batch})
+            if pml is None:
+                ref = {"skipped": "no PML equiv."}
+            elif pml[1] in ALL_TRIPLET_PML and pml[0] == "TripletMarginLoss" and triplet_count(batch) * 24 / 2**30 > args.pml_max_gib:
+                ref = {"skipped": f"needs {triplet_count(batch) * 24 / 2**30:.0f} GiB"}
+            else:
+                ref = run_case(script, {"impl": "pml", "name": name, "batch": batch})
+            ratio = f"{ours['seconds'] / ref['seconds']:9.3f}" if "seconds" in ours and "seconds" in ref else f"{'-':>9}"
+            print(f"{name:30} {batch:5d} {fmt_time(ours):>12} {fmt_mem(ours):>12} {fmt_time(ref):>12} {fmt_mem(ref):>12} {ratio}", flush=True)
+        gib = {k: v * 24 / 2**30 for k, v in counts.items()}
+        print(
+            f"  B={batch}: margin-miner outputs at this batch (random embeddings): "
+            + ", ".join(f"{k} {v / 1e6:.1f}M triplets = {gib[k]:.2f} GiB of int64 indices" for k, v in counts.items())
+        )
+
+
+if __name__ == "__main__":
+    main()
