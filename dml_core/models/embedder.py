@@ -1,0 +1,30 @@
+"""Backbone + projection head = the embedding network f(x)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import BACKBONES
+
+
+class Embedder(nn.Module):
+    """f(x) = head(backbone(x)), L2-normalised when `normalize` (losses never normalise)."""
+
+    def __init__(self, backbone: nn.Module, embedding_dim: int, normalize: bool = True):
+        super().__init__()
+        if embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.out_features, embedding_dim)
+        self.normalize = normalize
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.head(self.backbone(x))
+        return F.normalize(z, dim=1) if self.normalize else z
+
+
+def build_embedder(name: str, embedding_dim: int = 64, normalize: bool = True, **backbone_opts) -> Embedder:
+    """build_embedder("small_cnn", embedding_dim=64, in_channels=1) -> Embedder."""
+    return Embedder(BACKBONES.build(name, **backbone_opts), embedding_dim, normalize)
