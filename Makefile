@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast bench clean sweep
+.PHONY: install prepare test test-fast bench clean sweep fashion-mnist
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,25 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package; nothing is downloaded at
+# run time. Installed here when we are root with apt; otherwise say what to do.
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+fashion-mnist:
+	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+	  echo "Fashion-MNIST is missing from $(FMNIST_DIR). Install it with" >&2; \
+	  echo "  sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist" >&2; \
+	  echo "or put the four idx.gz files in a directory and set data.datasets.*.raw_dir in params.yaml." >&2; \
+	  exit 1; \
+	fi
+
+# The DVC stage runs `python`: the venv must come first on PATH.
+prepare: install fashion-mnist
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dvc repro prepare
+
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -29,6 +48,7 @@ test-fast: install
 
 bench: install
 	$(PY) benchmarks/losses.py
+	$(PY) benchmarks/data.py
 
 sweep: install
 	@echo "make sweep: the sweep flow is not built yet (issue 8); 'make test' runs the suite." >&2

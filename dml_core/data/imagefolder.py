@@ -1,0 +1,76 @@
+"""A generic folder of class sub-folders, for any dataset not covered by a named source.
+
+Layout (the ``torchvision.datasets.ImageFolder`` convention)::
+
+    raw_dir/
+        <class_a>/img001.jpg, img002.png, ...
+        <class_b>/...
+
+Classes are the sub-folder names in sorted order; files with an image extension (.jpg,
+.jpeg, .png, .bmp, .gif, .webp, .tif, .tiff; hidden files skipped) are taken in sorted
+order. The split follows the DML protocol (Oh Song et al. CVPR 2016): the first
+``train_classes`` classes (default: half) train, the others evaluate.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .images import FileImages, find_image_files
+from .source import SOURCES, Source, SourceData, require_dir
+from .splits import check_count, class_range_split
+
+
+@SOURCES.register("imagefolder")
+class ImageFolder(Source):
+    """One sub-folder per class; first ``train_classes`` (sorted by name) train."""
+
+    description = "A folder of class sub-folders; the first half of the classes (sorted by name) train, the rest eval."
+    citation = "Split protocol: Oh Song, Xiang, Jegelka, Savarese. Deep Metric Learning via Lifted Structured Feature Embedding. CVPR 2016."
+    layout = "<class>/<image file>"
+
+    def __init__(
+        self,
+        train_classes: int | None = None,
+        val_classes: int = 0,
+        image_size: int = 128,
+        workers: int = 0,
+    ):
+        super().__init__(
+            train_classes=train_classes,
+            val_classes=val_classes,
+            image_size=check_count(image_size, "image_size", low=4),
+            workers=workers,
+        )
+
+    def load(self, raw_dir: Path) -> SourceData:
+        root = require_dir(raw_dir)
+        class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not class_dirs:
+            raise ValueError(f"raw_dir {root} has no class sub-folders: expected <class>/<image file>")
+        relpaths, labels = [], []
+        for label, d in enumerate(class_dirs):
+            files = find_image_files(d)
+            if not files:
+                raise ValueError(f"class folder {d} holds no image file: every class needs at least one image")
+            relpaths += [f.relative_to(root).as_posix() for f in files]
+            labels += [label] * len(files)
+        labels = np.array(labels, dtype=np.int64)
+        class_split = class_range_split(len(class_dirs), self.params["train_classes"])
+        return self.finish(
+            SourceData(
+                images=FileImages(
+                    root,
+                    relpaths,
+                    image_size=self.params["image_size"],
+                    listed_in="the class folders",
+                    workers=self.params["workers"],
+                ),
+                labels=labels,
+                class_names=[d.name for d in class_dirs],
+                split=class_split[labels],
+                keys=relpaths,
+                sources={},
+            )
+        )
