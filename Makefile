@@ -48,6 +48,7 @@ test-fast: install
 
 bench: install
 	$(PY) benchmarks/losses.py
+	$(PY) benchmarks/losses_structured.py
 	$(PY) benchmarks/data.py
 
 sweep: install

@@ -3,6 +3,12 @@ from __future__ import annotations
 
 from .base import MetricLoss
 from .contrastive import ContrastiveLoss
+from .facility_location import FacilityLocationLoss
+from .infonce import InfoNCELoss
+from .lifted_structured import LiftedStructuredLoss
+from .log_ratio import LogRatioLoss
+from .nce import NCELoss
+from .npair import NPairLoss
 from .reducers import REDUCERS, Terms
 from .registry import LOSSES
 from .triplet import TripletMarginLoss
@@ -13,4 +19,18 @@ def build_loss(name: str, **opts) -> MetricLoss:
     return LOSSES.build(name, **opts)
 
 
-__all__ = ["LOSSES", "REDUCERS", "ContrastiveLoss", "MetricLoss", "Terms", "TripletMarginLoss", "build_loss"]
+__all__ = [
+    "LOSSES",
+    "REDUCERS",
+    "ContrastiveLoss",
+    "FacilityLocationLoss",
+    "InfoNCELoss",
+    "LiftedStructuredLoss",
+    "LogRatioLoss",
+    "MetricLoss",
+    "NCELoss",
+    "NPairLoss",
+    "Terms",
+    "TripletMarginLoss",
+    "build_loss",
+]

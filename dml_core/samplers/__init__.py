@@ -1,4 +1,6 @@
-"""Batch samplers (METHODS.md S4)."""
+"""Batch samplers (METHODS.md S4; N-pair batches; continuous-label batches for log-ratio)."""
+from .continuous import ContinuousLabelSampler
 from .m_per_class import MPerClassSampler, max_batches
+from .npair import NPairSampler
 
-__all__ = ["MPerClassSampler", "max_batches"]
+__all__ = ["ContinuousLabelSampler", "MPerClassSampler", "NPairSampler", "max_batches"]

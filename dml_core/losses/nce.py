@@ -1,0 +1,60 @@
+"""L7c: noise-contrastive estimation (Gutmann & Hyvarinen, AISTATS 2010; Mnih & Teh, ICML 2012;
+seed 004): logistic regression of real pairs against noise pairs.
+
+Real pairs: the ordered positive pairs (i, j), i != j, y_i = y_j. Noise distribution: for
+anchor i, p_n = uniform over the negatives of i in the batch, N_i = {k : y_k != y_i}, so
+p_n(k | i) = 1/|N_i|; each real pair draws k = num_noise noise pairs (i, n_1..n_k) from it,
+without replacement, from a torch.Generator seeded with `seed` and held by the loss. The model's
+unnormalised log density of a pair is its scaled cosine similarity s_in / t and, as in Mnih &
+Teh, the posterior that a pair is real is
+  h(i, n) = sigmoid(s_in / t - c_i),  c_i = ln(k p_n) = ln(k / |N_i|).
+NCE evaluates ln p_n at real samples too; a real pair lies outside the support of this p_n, so
+its offset is taken at the same level 1/|N_i| (one constant per anchor, as with the uniform
+noise of Wu et al., CVPR 2018). Seed 004's objective, sum ln h(x) + sum ln(1 - h(y)), is
+maximised; the loss is its negative per real pair,
+  term_ij = -ln h(i, j) - sum_m ln(1 - h(i, n_m)) = softplus(c_i - s_ij/t) + sum_m softplus(s_in_m/t - c_i),
+mean over real pairs. k larger than an anchor's negatives is a ValueError naming num_noise; a
+batch of one class has no noise to contrast with: loss 0. With indices (a miner's pairs), the
+real pairs are the mined positive pairs and N_i the mined negatives of i.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..validation import check_positive
+from .base import MetricLoss
+from .infonce import check_count, cosine_logits, sample_negatives
+from .lifted_structured import pair_masks
+from .reducers import Terms
+from .registry import LOSSES
+
+
+@LOSSES.register("nce")
+class NCELoss(MetricLoss):
+    def __init__(self, num_noise: int = 10, temperature: float = 0.1, seed: int = 0, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.num_noise = check_count(num_noise, "num_noise")
+        if self.num_noise is None:
+            raise ValueError("num_noise must be a positive int, got None")
+        self.temperature = check_positive(temperature, "temperature")
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def terms(self, embeddings, labels, indices) -> Terms:
+        pos, neg = pair_masks(labels, indices)
+        if not bool(neg.any()):
+            return Terms(embeddings.sum() * 0.0, 0, 0)
+        logits = cosine_logits(embeddings, self.temperature)
+        i, j = pos.nonzero(as_tuple=True)
+        cols = sample_negatives(neg, i, self.num_noise, self.generator, "num_noise")
+        # c_i = ln(k p_n) = ln k - ln |N_i|
+        offset = math.log(self.num_noise) - torch.log(neg.sum(1)[i].to(logits.dtype))
+        real = F.softplus(offset - logits[i, j])
+        noise = F.softplus(logits[i[:, None], cols] - offset[:, None]).sum(1)
+        return Terms.of(real + noise)
+
+    def extra_repr(self) -> str:
+        return f"num_noise={self.num_noise}, temperature={self.temperature}, seed={self.seed}, reduction={self.reduction!r}"

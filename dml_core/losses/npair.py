@@ -1,0 +1,52 @@
+"""L4: the multi-class N-pair loss (Sohn, NeurIPS 2016; seed 003), with the TF reference's L2 term.
+
+Each class with at least two samples gives one pair: its first sample in batch order is the
+anchor f_i, its second the positive f_i+ (further samples and singleton classes are unused).
+With N such pairs:
+  loss = 1/N sum_i log(1 + sum_{j != i} exp(f_i.f_j+ - f_i.f_i+))
+         + l2_reg * 0.25 * (mean_i |f_i|^2 + mean_i |f_i+|^2)
+The log term is the softmax cross-entropy of row i of S = [f_i.f_j+] against column i, as in
+tf.contrib.losses.metric_learning.npairs_loss (reg_lambda = l2_reg). Terms are
+t_i = log(...)_i + l2_reg * 0.25 * (mean |f|^2 + mean |f+|^2), one per pair, so `mean` is the
+formula above, `sum` is N times it and `nonzero` the mean over t_i > 0. Build batches of N
+classes x 2 samples with dml_core.samplers.NPairSampler.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..validation import check_positive
+from .base import MetricLoss
+from .reducers import Terms
+from .registry import LOSSES
+
+
+def first_two_per_class(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(anchor, positive) rows: the first and second sample of each class that has two."""
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    # A stable sort by class keeps batch order inside each class.
+    order = torch.argsort(inverse, stable=True)
+    starts = (torch.cumsum(counts, 0) - counts)[counts >= 2]
+    return order[starts], order[starts + 1]
+
+
+@LOSSES.register("npair")
+class NPairLoss(MetricLoss):
+    def __init__(self, l2_reg: float = 0.002, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.l2_reg = check_positive(l2_reg, "l2_reg", allow_zero=True)
+
+    def terms(self, embeddings, labels, indices) -> Terms:
+        if indices is not None:
+            raise ValueError("npair forms its own pairs from labels; indices (a miner's output) must be None")
+        anchor, positive = first_two_per_class(labels)
+        if len(anchor) == 0:
+            return Terms(embeddings.sum() * 0.0, 0, 0)
+        f, f_pos = embeddings[anchor], embeddings[positive]
+        sim = f @ f_pos.T
+        xent = torch.logsumexp(sim, 1) - sim.diagonal()
+        reg = 0.25 * self.l2_reg * ((f * f).sum(1).mean() + (f_pos * f_pos).sum(1).mean())
+        return Terms.of(xent + reg)
+
+    def extra_repr(self) -> str:
+        return f"l2_reg={self.l2_reg}, reduction={self.reduction!r}"

@@ -1,0 +1,157 @@
+"""Lifted structured loss (smooth eq. 4 and hard eq. 3) against a loop reference, PML, gradcheck."""
+import numpy as np
+import pytest
+import torch
+from pytorch_metric_learning.distances import LpDistance
+from pytorch_metric_learning.losses import LiftedStructureLoss
+
+from conftest import clustered, grid_points
+from dml_core import build_loss, build_miner
+
+
+def ref_lifted(x, y, margin, smooth, reduction="mean", pairs=None):
+    """Loops over positive pairs i < j; negatives of i are all k with y_k != y_i (or the mined
+    negative pairs (i, k))."""
+    x, y = x.numpy(), y.numpy()
+    n = len(y)
+    d = lambda a, b: float(np.sqrt(np.sum((x[a] - x[b]) ** 2)))
+    if pairs is None:
+        pos = {(i, j) for i in range(n) for j in range(i + 1, n) if y[i] == y[j]}
+        negs = {i: [k for k in range(n) if y[k] != y[i]] for i in range(n)}
+    else:
+        mined_pos, mined_neg = pairs
+        pos = {(min(a, b), max(a, b)) for a, b in mined_pos}
+        negs = {i: sorted({k for a, k in mined_neg if a == i}) for i in range(n)}  # a set: repeats count once
+    terms = []
+    for i, j in sorted(pos):
+        scores = [margin - d(i, k) for k in negs[i]] + [margin - d(j, l) for l in negs[j]]
+        if not scores:
+            terms.append(0.0)
+            continue
+        if smooth:
+            m = max(scores)
+            neg_part = m + np.log(sum(np.exp(s - m) for s in scores))
+        else:
+            neg_part = max(scores)
+        terms.append(max(d(i, j) + neg_part, 0.0) ** 2 / 2)
+    terms = np.array(terms)
+    if len(terms) == 0:
+        return 0.0
+    if reduction == "sum":
+        return terms.sum()
+    if reduction == "nonzero":
+        return terms.sum() / max((terms > 0).sum(), 1)
+    return terms.mean()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "nonzero", "sum"])
+@pytest.mark.parametrize("smooth", [True, False])
+@pytest.mark.parametrize("margin", [0.0, 1.0, 4.0])
+def test_matches_loop_reference(rng, smooth, margin, reduction):
+    x, y = clustered(rng, n=16, dim=4, classes=4)
+    got = build_loss("lifted_structured", margin=margin, smooth=smooth, reduction=reduction)(x, y)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(float(got), ref_lifted(x, y, margin, smooth, reduction), rtol=1e-9, atol=1e-12)
+
+
+def test_default_is_one_over_two_p_sum_of_squared_hinges():
+    # Two classes of two: P = {(0, 1), (2, 3)}; with margin 0 and the points on a line the
+    # value is small enough to check by hand.
+    x = torch.tensor([[0.0], [1.0], [3.0], [3.5]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1])
+    m = 2.0
+    # J_01 = 1 + log(e^{2-3} + e^{2-3.5} + e^{2-2} + e^{2-2.5}); J_23 = 0.5 + log(e^{2-3} + e^{2-2} + e^{2-3.5} + e^{2-2.5})
+    s = np.exp(-1) + np.exp(-1.5) + 1 + np.exp(-0.5)
+    want = ((1 + np.log(s)) ** 2 + (0.5 + np.log(s)) ** 2) / 4
+    assert float(build_loss("lifted_structured", margin=m)(x, y)) == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("margin", [0.5, 1.0])
+def test_smooth_form_equals_pml(rng, margin):
+    # PML averages [J]_+^2 / 2 over ordered positive pairs: the same as 1/(2|P|) sum over i < j.
+    # (PML's default distance L2-normalises the embeddings; ours does not.)
+    x, y = clustered(rng, n=20, dim=5, classes=5)
+    pml = LiftedStructureLoss(neg_margin=margin, pos_margin=0, distance=LpDistance(normalize_embeddings=False))(x, y)
+    ours = build_loss("lifted_structured", margin=margin)(x, y)
+    np.testing.assert_allclose(float(ours), float(pml), rtol=1e-9)
+
+
+def test_hard_form_is_the_limit_of_the_smooth_form(rng):
+    # Scaling all distances by s: log-sum-exp / s -> max, so J_smooth(s x)/s -> J_hard(x) with margin scaled.
+    x, y = clustered(rng, n=12, dim=3, classes=3)
+    hard = float(build_loss("lifted_structured", margin=1.0, smooth=False)(x, y))
+    s = 1e4
+    smooth = float(build_loss("lifted_structured", margin=s, smooth=True)(x * s, y)) / s**2
+    np.testing.assert_allclose(smooth, hard, rtol=1e-3)
+
+
+@pytest.mark.parametrize("miner", ["all_pairs", "batch_semihard"])
+def test_with_mined_pairs(rng, miner):
+    x, y = clustered(rng, n=14)
+    idx = build_miner(miner)(x, y)
+    a1, p, a2, n = idx if len(idx) == 4 else (idx[0], idx[1], idx[0], idx[2])
+    pairs = (list(zip(a1.tolist(), p.tolist())), list(zip(a2.tolist(), n.tolist())))
+    for smooth in (True, False):
+        got = build_loss("lifted_structured", smooth=smooth)(x, y, idx)
+        np.testing.assert_allclose(float(got), ref_lifted(x, y, 1.0, smooth, pairs=pairs), rtol=1e-9, atol=1e-12)
+    if miner == "all_pairs":
+        np.testing.assert_allclose(float(build_loss("lifted_structured")(x, y, idx)), float(build_loss("lifted_structured")(x, y)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+def test_gradcheck(smooth):
+    x, y = clustered(np.random.default_rng(3), n=8, dim=3, classes=3)
+    loss = build_loss("lifted_structured", margin=2.0, smooth=smooth)
+    assert torch.autograd.gradcheck(lambda e: loss(e, y), (x.requires_grad_(),))
+
+
+def test_stable_at_large_distances():
+    # exp(margin - D) underflows to 0 in a naive sum at D ~ 1e3: the shifted form stays exact.
+    x, y = clustered(np.random.default_rng(0), n=10, dim=3, classes=3)
+    x = (x * 1000).requires_grad_()
+    for smooth in (True, False):
+        x.grad = None
+        loss = build_loss("lifted_structured", smooth=smooth)(x, y)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+        np.testing.assert_allclose(loss.item(), ref_lifted(x.detach(), y, 1.0, smooth), rtol=1e-9)
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+def test_zero_distance_and_duplicates_give_finite_gradients(smooth):
+    x, y = grid_points(np.random.default_rng(1))
+    x = x.requires_grad_()
+    loss = build_loss("lifted_structured", smooth=smooth)(x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+    np.testing.assert_allclose(loss.item(), ref_lifted(x.detach(), y, 1.0, smooth), rtol=1e-9)
+    z = torch.zeros(4, 2, requires_grad=True)  # every distance 0, within and across classes
+    out = build_loss("lifted_structured", smooth=smooth)(z, torch.tensor([0, 0, 1, 1]))
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+@pytest.mark.parametrize("labels", [[0, 0, 0, 0], [0, 1, 2, 3]], ids=["one_class", "singletons"])
+def test_one_class_or_no_positive_pair_is_zero_with_zero_gradient(smooth, labels):
+    x = torch.randn(4, 3, requires_grad=True)
+    loss = build_loss("lifted_structured", smooth=smooth)(x, torch.tensor(labels))
+    loss.backward()
+    assert loss.item() == 0 and torch.equal(x.grad, torch.zeros_like(x))
+
+
+def test_float32_matches_float64():
+    x, y = clustered(np.random.default_rng(5), n=30, dim=8, classes=6)
+    loss = build_loss("lifted_structured")
+    np.testing.assert_allclose(float(loss(x.float(), y)), float(loss(x, y)), rtol=1e-5)
+
+
+def test_bad_input():
+    loss = build_loss("lifted_structured")
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="labels must be an integer"):
+        loss(x, torch.rand(4))
+    with pytest.raises(ValueError, match="margin"):
+        build_loss("lifted_structured", margin=-1.0)
+    with pytest.raises(ValueError, match="unknown option 'alpha'"):
+        build_loss("lifted_structured", alpha=1.0)
