@@ -1,0 +1,100 @@
+"""NMI (NumPy, MI / sqrt(H1 H2)) and the seeded k-means behind evaluate()'s `nmi`."""
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import normalized_mutual_info_score
+
+from dml_core.metrics import clustering_nmi, evaluate, kmeans, normalized_mutual_info
+
+
+def ref_nmi(a, b):
+    """Seed 003 eq. 9 with plain loops: I(Y;C) / sqrt(H(Y) H(C))."""
+    n = len(a)
+    ca, cb, cab = {}, {}, {}
+    for x, y in zip(a, b):
+        ca[x] = ca.get(x, 0) + 1
+        cb[y] = cb.get(y, 0) + 1
+        cab[(x, y)] = cab.get((x, y), 0) + 1
+    mi = sum(c / n * math.log(c * n / (ca[x] * cb[y])) for (x, y), c in cab.items())
+    ha = -sum(c / n * math.log(c / n) for c in ca.values())
+    hb = -sum(c / n * math.log(c / n) for c in cb.values())
+    return mi / math.sqrt(ha * hb)
+
+
+def test_nmi_matches_loop_reference_and_sklearn():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        a = rng.integers(0, 6, 300)
+        b = np.where(rng.random(300) < 0.6, a, rng.integers(0, 8, 300))
+        got = normalized_mutual_info(a, b)
+        assert got == pytest.approx(ref_nmi(list(a), list(b)), abs=1e-12)
+        assert got == pytest.approx(normalized_mutual_info_score(a, b, average_method="geometric"), abs=1e-12)
+        assert 0.1 < got < 0.95
+
+
+def test_nmi_conventions():
+    a = np.array([3, 3, 7, 7, 9, 9])
+    assert normalized_mutual_info(a, [1, 1, 0, 0, 5, 5]) == 1.0  # a renaming: exactly 1
+    assert normalized_mutual_info([0, 0, 0], [4, 4, 4]) == 1.0  # one group each (sklearn's rule)
+    assert normalized_mutual_info([0, 0, 1], [4, 4, 4]) == 0.0
+    assert normalized_mutual_info([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(ValueError, match="differ in length"):
+        normalized_mutual_info([0, 1], [0])
+
+
+def separated(n, classes, dim, seed, spread=40.0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, spread, (classes, dim))
+    # Unequal class sizes: 2 to ~60 points each.
+    y = np.repeat(np.arange(classes), rng.integers(2, 60, classes))[:n]
+    return (centers[y] + rng.normal(0, 1, (len(y), dim))).astype(np.float32), y
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_separated_clusters_give_exactly_one(seed):
+    x, y = separated(2000, 50, 16, seed)
+    assert clustering_nmi(x, y, seed=seed) == 1.0
+    assert evaluate(x, y, seed=seed)["nmi"] == 1.0
+
+
+def test_random_seeding_alone_would_not_give_one():
+    # Why the seeding matters: FAISS's default random initialisation on the same data.
+    import faiss
+
+    x, y = separated(2000, 50, 16, 0)
+    km = faiss.Kmeans(16, 50, niter=20, seed=0, min_points_per_centroid=1)
+    km.train(x)
+    assert normalized_mutual_info(y, km.index.search(x, 1)[1][:, 0]) < 1.0
+
+
+def test_kmeans_is_deterministic_for_a_seed_and_cosine_is_spherical():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 8)).astype(np.float32)
+    y = rng.integers(0, 10, 500)
+    np.testing.assert_array_equal(kmeans(x, 10, seed=3), kmeans(x, 10, seed=3))
+    a, b = evaluate(x, y, seed=3), evaluate(x, y, seed=3)
+    assert a["nmi"] == b["nmi"] and 0 <= a["nmi"] < 0.5
+    # Cosine clusters directions: scaling each row must not change the result.
+    scaled = x * rng.uniform(0.5, 3.0, (500, 1)).astype(np.float32)
+    assert evaluate(scaled, y, distance="cosine", seed=3)["nmi"] == pytest.approx(
+        evaluate(x, y, distance="cosine", seed=3)["nmi"], abs=1e-12
+    )
+
+
+def test_nmi_uses_only_queries_with_a_match():
+    x, y = separated(300, 6, 8, 2)
+    x = np.concatenate([x, np.full((1, 8), 500.0, np.float32)])
+    y = np.concatenate([y, [99]])  # a far singleton: not a query, not a cluster of its own
+    out = evaluate(x, y)
+    assert out["queries_without_match"] == 1 and out["nmi"] == 1.0
+
+
+def test_kmeans_edge_cases():
+    x = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(kmeans(x, 1), np.zeros(5))
+    assert sorted(kmeans(x, 5).tolist()) == [0, 1, 2, 3, 4]
+    dup = np.zeros((6, 3), np.float32)
+    assert kmeans(dup, 2).shape == (6,)  # all points equal: no crash, no NaN
+    with pytest.raises(ValueError, match="k must be in 1..5"):
+        kmeans(x, 6)
