@@ -1,0 +1,174 @@
+"""The configuration of one trial, validated (pydantic) before any work starts.
+
+Unknown keys and options are errors that name the key: a typo in params.yaml must fail in
+validation, not silently train the default.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..distances import DISTANCES
+from ..losses import LOSSES
+from ..miners import MINERS
+from ..models import BACKBONES
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+def accepted_options(registry, name: str) -> set[str]:
+    return set(registry.options(name))
+
+
+class ComponentConfig(Strict):
+    """A registry name and its options, e.g. {name: triplet, options: {margin: 0.2}}."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(Strict):
+    name: str = "small_cnn"
+    embedding_dim: int = Field(64, ge=1)
+    normalize: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def known(self) -> "ModelConfig":
+        BACKBONES.get(self.name)
+        unknown = sorted(set(self.options) - accepted_options(BACKBONES, self.name))
+        if unknown:
+            raise ValueError(f"unknown option {unknown[0]!r} for model {self.name!r}")
+        return self
+
+
+class SamplerConfig(Strict):
+    """Batches of C classes x m samples (S4); `continuous` for regression labels (C7)."""
+
+    kind: Literal["m_per_class", "continuous"] = "m_per_class"
+    batch_size: int = Field(128, ge=2)
+    m_per_class: int | None = Field(None, ge=1)
+    classes_per_batch: int | None = Field(None, ge=1)
+    class_ratio: float | None = Field(None, gt=0, le=1)
+    replace: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def one_composition(self) -> "SamplerConfig":
+        given = [k for k in ("m_per_class", "classes_per_batch", "class_ratio") if getattr(self, k) is not None]
+        if self.kind == "m_per_class" and len(given) > 1:
+            raise ValueError(f"give at most one of m_per_class, classes_per_batch, class_ratio (got {given})")
+        if self.kind == "m_per_class" and not given:
+            self.m_per_class = 4 if self.batch_size % 4 == 0 else 2
+        return self
+
+
+class OptimizerConfig(Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    step_size: int = Field(1, ge=1)
+    gamma: float = Field(0.5, gt=0, le=1)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(2, ge=1)
+    max_batches_per_epoch: int | None = Field(None, ge=1)
+    device: str = "cpu"
+    num_threads: int | None = Field(None, ge=1)
+    augment: bool = True
+    embed_batch_size: int = Field(512, ge=1)
+    grad_clip: float | None = Field(None, gt=0)
+
+
+class EvalConfig(Strict):
+    ks: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    distance: str | None = None  # None: the trial's distance (Euclidean ranking for D and D^2)
+    split: str = "eval"
+    val_split: str | None = "val"
+    max_items: int | None = Field(None, ge=2)  # a class-stratified subset keeps quick runs quick
+    nmi: bool = True
+    every_epoch: bool = True  # score the eval split after every epoch too (training curves)
+
+    @field_validator("ks")
+    @classmethod
+    def positive_ks(cls, ks: list[int]) -> list[int]:
+        if not ks or any(k < 1 for k in ks):
+            raise ValueError(f"ks must be positive integers, got {ks}")
+        return sorted(set(ks))
+
+
+class FaultConfig(Strict):
+    """Test hook: raise once at the start of this epoch (a marker file records that it did)."""
+
+    crash_at_epoch: int | None = None
+    crash_marker: str | None = None
+
+
+class TrialConfig(Strict):
+    dataset: str  # a prepared dataset directory (card.json + shards)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: ComponentConfig
+    miner: ComponentConfig | None = None
+    distance: str | None = None  # given to the loss and the miner when they take one
+    # class: class ids; continuous: the continuous label (C7's log-ratio); binned: class ids
+    # made of the continuous label cut into label_bins equal bins, for the class losses of C7.
+    labels: Literal["class", "continuous", "binned"] = "class"
+    label_bins: int = Field(12, ge=2)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    seed: int = 0
+    fault: FaultConfig = Field(default_factory=FaultConfig)
+
+    @model_validator(mode="after")
+    def components_exist(self) -> "TrialConfig":
+        for kind, registry, comp in (("loss", LOSSES, self.loss), ("miner", MINERS, self.miner)):
+            if comp is None:
+                continue
+            registry.get(comp.name)
+            unknown = sorted(set(comp.options) - accepted_options(registry, comp.name))
+            if unknown:
+                raise ValueError(f"unknown option {unknown[0]!r} for {kind} {comp.name!r}")
+        if self.distance is not None:
+            DISTANCES.get(self.distance)
+        return self
+
+    def loss_options(self) -> dict[str, Any]:
+        return self._with_distance(LOSSES, self.loss)
+
+    def miner_options(self) -> dict[str, Any]:
+        return self._with_distance(MINERS, self.miner) if self.miner else {}
+
+    def _with_distance(self, registry, comp: ComponentConfig) -> dict[str, Any]:
+        opts = dict(comp.options)
+        if self.distance is not None and "distance" in accepted_options(registry, comp.name):
+            opts.setdefault("distance", self.distance)
+        return opts
+
+    def eval_distance(self) -> str:
+        if self.eval.distance:
+            return self.eval.distance
+        return "cosine" if self.distance == "cosine" else "euclidean"
+
+
+class RayConfig(Strict):
+    """Where and how the grid runs. Scale-out is configuration: `address` (or RAY_ADDRESS)
+    points at a cluster, `num_workers` > 1 trains each trial data-parallel through Ray
+    Train, `use_gpu` puts each worker on a GPU."""
+
+    address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray started for the sweep
+    num_cpus: int | None = Field(None, ge=1)  # local Ray only; default: all cores
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_trial: float = Field(1.0, gt=0)  # a single-worker trial (its torch threads too)
+    cpus_per_worker: float | None = Field(None, gt=0)  # Ray Train workers; None: fit the machine
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    max_failures: int = Field(1, ge=0)  # restarts of a crashed trial or worker group, from its checkpoint
+    storage_path: str | None = None  # absolute; None: <project>/ray_results

@@ -1,0 +1,24 @@
+"""Stable names and ids of trials."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from .config import TrialConfig
+
+
+def trial_id(config: TrialConfig) -> str:
+    """A short stable hash of everything that defines the trial's result (the fault hook
+    excluded): the key a sweep uses to skip trials it has already finished."""
+    data = config.model_dump(mode="json", exclude={"fault"})
+    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def trial_name(config: TrialConfig) -> str:
+    parts = [config.loss.name]
+    if config.miner:
+        parts.append(config.miner.name)
+    if config.distance:
+        parts.append(config.distance)
+    parts.append(f"seed{config.seed}")
+    return "-".join(parts)

@@ -1,0 +1,345 @@
+"""The grid on Ray Tune; multi-worker trials through Ray Train (V2 controller).
+
+Imports Ray: dml_core itself never imports this module, the sweep does.
+
+A single-worker trial is a plain Tune function trial: a Train worker group would cost ~10 s
+per trial here for nothing. A trial with `num_workers` > 1 is a Tune function that drives a
+TorchTrainer (the V2 way to run Train inside Tune; V2 trainers are not Tune trainables);
+its workers mine on the global batch (dml_core.training.distributed). Every epoch ends in a
+checkpoint, so Tune (single worker) or Train (worker group) restarts a crashed trial from
+it, and the restarted run ends exactly where an uninterrupted one would. A trial that fails
+for good (TrialError, a bad option) is reported as failed and the grid goes on.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import RayConfig, TrialConfig
+from .identity import trial_id as make_id
+from .identity import trial_name
+from .trial import Trial, TrialError
+
+FAILED = "failed"
+FINISHED = "finished"
+DRIVER_CPU = 0.05  # the Tune trial that only drives a Train run reserves almost nothing
+
+
+@dataclass
+class TrialOutcome:
+    trial_id: str
+    name: str
+    config: TrialConfig
+    status: str
+    error: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    embeddings_path: str | None = None
+    model_path: str | None = None  # the final state_dict (torch.save) beside the embeddings
+    seconds: float = 0.0
+
+
+# -- Ray lifecycle ------------------------------------------------------------------------------
+def init_ray(cfg: RayConfig) -> None:
+    """Join cfg.address or RAY_ADDRESS if given, else start a small, quiet local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        # A cluster started with `ray start --head` uses token auth (Ray >= 2.59): the driver
+        # needs RAY_AUTH_MODE=token and the token (~/.ray/auth_token or RAY_AUTH_TOKEN_PATH).
+        ray.init(address=address, log_to_driver=False)
+        return
+    ray.init(
+        address="local",  # never join a stray cluster by accident
+        num_cpus=cfg.num_cpus or os.cpu_count(),
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=256 * 1024**2,
+    )
+
+
+@dataclass
+class Plan:
+    """Resources of one trial and how many run at once."""
+
+    trial_resources: dict[str, float]
+    cpus_per_worker: float
+    max_concurrent: int
+    threads: int
+
+
+def plan_resources(cfg: RayConfig, cluster: dict[str, float], trials: int) -> Plan:
+    """The resource arithmetic, checked before any trial starts (an impossible request would
+    otherwise leave Train's controller retrying forever)."""
+    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    if cfg.use_gpu and gpus < cfg.num_workers:
+        raise ValueError(
+            f"ray.use_gpu with ray.num_workers={cfg.num_workers} needs {cfg.num_workers} GPUs; the cluster has {gpus:g}"
+        )
+    if cfg.num_workers == 1:
+        need = cfg.cpus_per_trial
+        if need > cpus:
+            raise ValueError(f"ray.cpus_per_trial={need:g} is more than the cluster's {cpus:g} CPUs")
+        fit = max(1, int(cpus // need))
+        conc = min(cfg.max_concurrent_trials or fit, fit, max(trials, 1))
+        res = {"cpu": need, "gpu": 1.0} if cfg.use_gpu else {"cpu": need}
+        return Plan(res, need, conc, max(1, int(need)))
+    conc = cfg.max_concurrent_trials or 1
+    per_worker = cfg.cpus_per_worker
+    if per_worker is None:
+        # Share what the drivers leave, in steps of 0.05 CPU, at most one CPU a worker.
+        per_worker = min(1.0, math.floor((cpus - DRIVER_CPU * conc) / (cfg.num_workers * conc) * 20) / 20)
+    need = DRIVER_CPU + cfg.num_workers * per_worker
+    if per_worker <= 0 or need * conc > cpus + 1e-9:
+        raise ValueError(
+            f"ray.num_workers={cfg.num_workers} x {per_worker:g} CPU (+{DRIVER_CPU} for the driver) x "
+            f"{conc} concurrent trials needs {need * conc:.2f} CPUs; the cluster has {cpus:g}. "
+            "Lower ray.num_workers, ray.cpus_per_worker or ray.max_concurrent_trials, or set RAY_ADDRESS to a cluster"
+        )
+    return Plan({"cpu": DRIVER_CPU}, per_worker, conc, max(1, int(per_worker)))
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+def save_state(directory: str, state: dict) -> None:
+    torch.save(state, os.path.join(directory, "state.pt"))
+
+
+def load_state(checkpoint) -> dict | None:
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        return torch.load(os.path.join(d, "state.pt"), weights_only=False)
+
+
+def flat_metrics(row: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in row.items() if isinstance(v, (int, float))}
+
+
+@functools.lru_cache(maxsize=8)
+def data_version_of(path: str) -> str:
+    from ..data import data_version
+
+    return data_version(path)
+
+
+def write_embeddings(trial: Trial, artifacts: str, trial_id: str) -> str:
+    from ..metrics import save_embeddings
+
+    metrics, emb = trial.final
+    rows = trial.split_rows(trial.eval_set)
+    path = Path(artifacts) / trial_id / "embeddings.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"trial_id": trial_id, "dataset": trial.config.dataset, "data_version": data_version_of(trial.config.dataset)}
+    save_embeddings(path, emb, trial.eval_set.labels[rows], metadata=meta)
+    # Written to a temp name and renamed: a reader never sees half a file.
+    tmp = path.with_name(".model.pt.tmp")
+    torch.save(trial.model.state_dict(), tmp)
+    os.replace(tmp, path.with_name("model.pt"))
+    return str(path)
+
+
+# -- trial functions (run inside Ray) -----------------------------------------------------------
+def _failure_report(error: Exception) -> dict:
+    return {"status": FAILED, "error": f"{type(error).__name__}: {error}"[:2000]}
+
+
+def tune_trial(config: dict) -> None:
+    """A single-worker trial as a Tune function."""
+    from ray import tune
+
+    params = config["params"]
+    cfg = TrialConfig.model_validate(params["trial"])
+    cfg.train.num_threads = cfg.train.num_threads or params["threads"]
+    try:
+        trial = Trial(cfg, resume=load_state(tune.get_checkpoint()))
+    except (TrialError, ValueError) as e:
+        tune.report(_failure_report(e))
+        return
+
+    def on_epoch(row: dict, t: Trial, epoch: int) -> None:
+        metrics = flat_metrics(row)
+        if t.final is not None:
+            metrics["embeddings_path"] = write_embeddings(t, params["artifacts"], params["trial_id"])
+            metrics["status"] = FINISHED
+        with tempfile.TemporaryDirectory() as d:
+            save_state(d, t.state(epoch))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+    try:
+        trial.run(on_epoch)
+    except TrialError as e:
+        tune.report(_failure_report(e))
+
+
+def train_worker(params: dict) -> None:
+    """One Ray Train worker of a multi-worker trial (torch.distributed is initialised)."""
+    import ray.train
+
+    cfg = TrialConfig.model_validate(params["trial"])
+    cfg.train.num_threads = cfg.train.num_threads or params["threads"]
+    trial = Trial(cfg, resume=load_state(ray.train.get_checkpoint()))
+    rank = ray.train.get_context().get_world_rank()
+
+    def on_epoch(row: dict, t: Trial, epoch: int) -> None:
+        metrics = flat_metrics(row)
+        if rank == 0 and t.final is not None:
+            metrics["embeddings_path"] = write_embeddings(t, params["artifacts"], params["trial_id"])
+            metrics["status"] = FINISHED
+        # report is a collective: every rank calls it each epoch; rank 0 carries the checkpoint.
+        with tempfile.TemporaryDirectory() as d:
+            if rank == 0:
+                save_state(d, t.state(epoch))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+    trial.run(on_epoch)
+
+
+def train_driver(config: dict) -> None:
+    """A multi-worker trial: a Tune function that fits a TorchTrainer (Train V2)."""
+    from ray import train, tune
+
+    params = config["params"]
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    ray_cfg = RayConfig.model_validate(params["ray"])
+    worker = {"CPU": params["cpus_per_worker"]}
+    if ray_cfg.use_gpu:
+        worker["GPU"] = 1
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config=params,
+        scaling_config=train.ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu, resources_per_worker=worker),
+        run_config=train.RunConfig(
+            # A stable name: a restarted trial resumes this run's checkpoints.
+            name=f"train-{params['trial_id']}",
+            storage_path=params["train_storage"],
+            failure_config=train.FailureConfig(max_failures=ray_cfg.max_failures),
+            checkpoint_config=train.CheckpointConfig(num_to_keep=2),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    try:
+        trainer.fit()
+    except Exception as e:  # WorkerGroupError / ControllerError: the trial failed for good
+        tune.report(_failure_report(e))
+
+
+# -- the grid -----------------------------------------------------------------------------------
+class Progress:
+    """Trials done / total and the running trials' epochs, one line per change."""
+
+    def __init__(self, total: int, total_epochs: dict[str, int]):
+        self.total, self.total_epochs = total, total_epochs
+        self.done, self.failed, self.epochs = 0, 0, {}
+
+    def callback(self):
+        from ray.tune import Callback
+
+        progress = self
+
+        class _Cb(Callback):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                progress.epochs[trial.config["params"]["trial_id"]] = int(result.get("epoch", -1)) + 1
+                if result.get("status") == FAILED:
+                    progress.failed += 1
+                progress.show()
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                progress.done += 1
+                progress.epochs.pop(trial.config["params"]["trial_id"], None)
+                progress.show()
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                progress.done += 1
+                progress.epochs.pop(trial.config["params"]["trial_id"], None)
+                progress.show()
+
+        return _Cb()
+
+    def show(self) -> None:
+        running = ", ".join(f"{tid[:6]} epoch {e}/{self.total_epochs[tid]}" for tid, e in sorted(self.epochs.items()))
+        print(f"[dml] trials {self.done}/{self.total} done ({self.failed} failed) | {running or '-'}", file=sys.stderr, flush=True)
+
+
+def outcome_from(result, cfg: TrialConfig, trial_id: str) -> TrialOutcome:
+    df = result.metrics_dataframe
+    rows = [] if df is None else [
+        {k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in df.to_dict("records")
+    ]
+    last = result.metrics or {}
+    if result.error is not None:
+        status, error = FAILED, f"{type(result.error).__name__}: {result.error}"[:2000]
+    elif last.get("status") == FAILED:
+        status, error = FAILED, last.get("error")
+    elif last.get("status") == FINISHED:
+        status, error = FINISHED, None
+    else:
+        status, error = FAILED, "the trial ended without reporting its final epoch"
+    history = [{k: v for k, v in r.items() if k == "epoch" or "/" in k} for r in rows if "epoch" in r]
+    metrics = {k[len("eval/"):]: v for k, v in last.items() if k.startswith("eval/")} if status == FINISHED else {}
+    return TrialOutcome(
+        trial_id=trial_id, name=trial_name(cfg), config=cfg, status=status, error=error, history=history,
+        metrics=metrics, embeddings_path=last.get("embeddings_path"),
+        model_path=str(Path(last["embeddings_path"]).with_name("model.pt")) if last.get("embeddings_path") else None,
+        seconds=float(last.get("time_total_s", 0.0)),
+    )
+
+
+def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storage_path: str | None = None, progress: bool = True) -> list[TrialOutcome]:
+    """Run every trial on Ray Tune (each through Ray Train when ray.num_workers > 1); one
+    outcome per trial, in the order given, failed trials included with their error."""
+    import ray
+    from ray import tune
+
+    storage = os.path.abspath(storage_path or ray_cfg.storage_path or "ray_results")
+    init_ray(ray_cfg)
+    plan = plan_resources(ray_cfg, ray.cluster_resources(), len(trials))
+    ids = [make_id(t) for t in trials]
+    if len(set(ids)) != len(ids):
+        raise ValueError("the grid holds the same trial twice (equal configs); remove the duplicate")
+    base = {
+        "ray": ray_cfg.model_dump(), "threads": plan.threads, "cpus_per_worker": plan.cpus_per_worker,
+        "train_storage": os.path.join(storage, name, "train"), "artifacts": os.path.join(storage, name, "artifacts"),
+    }
+    space = [{**base, "trial": t.model_dump(mode="json"), "trial_id": i} for t, i in zip(trials, ids)]
+    fn = tune_trial if ray_cfg.num_workers == 1 else train_driver
+    callbacks = []
+    if progress:
+        callbacks.append(Progress(len(trials), {i: t.train.epochs for t, i in zip(trials, ids)}).callback())
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no banner boxes
+    tuner = tune.Tuner(
+        tune.with_resources(fn, plan.trial_resources),
+        param_space={"params": tune.grid_search(space)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage, verbose=0, callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=ray_cfg.max_failures if ray_cfg.num_workers == 1 else 0),
+        ),
+    )
+    grid = tuner.fit()
+    by_id = {}
+    for result in grid:
+        tid = (result.config or {}).get("params", {}).get("trial_id")
+        if tid is not None:
+            by_id[tid] = result
+    out = []
+    for cfg, tid in zip(trials, ids):
+        if tid in by_id:
+            out.append(outcome_from(by_id[tid], cfg, tid))
+        else:
+            out.append(TrialOutcome(tid, trial_name(cfg), cfg, FAILED, "Tune returned no result for this trial"))
+    return out

@@ -1,0 +1,168 @@
+"""The grid on Ray Tune / Ray Train: real local Ray, a real `ray start` cluster (slow)."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dml_core.sweep import expand_grid
+from dml_core.training.config import RayConfig
+from dml_core.training.ray_runner import FAILED, FINISHED, plan_resources
+
+
+# -- resource arithmetic: no Ray needed ---------------------------------------------------------
+def test_single_worker_trials_share_the_cpus():
+    plan = plan_resources(RayConfig(), {"CPU": 2.0}, trials=10)
+    assert plan.trial_resources == {"cpu": 1.0} and plan.max_concurrent == 2 and plan.threads == 1
+    plan = plan_resources(RayConfig(cpus_per_trial=0.5, max_concurrent_trials=3), {"CPU": 2.0}, trials=10)
+    assert plan.max_concurrent == 3
+    assert plan_resources(RayConfig(), {"CPU": 16.0}, trials=3).max_concurrent == 3
+
+
+def test_multi_worker_trials_fit_fractional_cpus():
+    plan = plan_resources(RayConfig(num_workers=2), {"CPU": 2.0}, trials=4)
+    assert plan.trial_resources == {"cpu": 0.05}
+    assert 0.05 + 2 * plan.cpus_per_worker <= 2.0 and plan.cpus_per_worker == 0.95
+    plan = plan_resources(RayConfig(num_workers=4, max_concurrent_trials=2), {"CPU": 64.0}, trials=4)
+    assert plan.cpus_per_worker == 1.0
+
+
+@pytest.mark.parametrize(
+    "cfg,cluster,key",
+    [
+        (RayConfig(num_workers=2, cpus_per_worker=1.0), {"CPU": 2.0}, "ray.num_workers"),
+        (RayConfig(num_workers=3, cpus_per_worker=1.0, max_concurrent_trials=2), {"CPU": 4.0}, "ray.num_workers"),
+        (RayConfig(cpus_per_trial=4), {"CPU": 2.0}, "ray.cpus_per_trial"),
+        (RayConfig(use_gpu=True), {"CPU": 2.0}, "ray.use_gpu"),
+    ],
+)
+def test_impossible_requests_fail_before_any_trial(cfg, cluster, key):
+    with pytest.raises(ValueError, match=re.escape(key)):
+        plan_resources(cfg, cluster, trials=2)
+
+
+# -- real Ray -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from dml_core.data import prepare_dataset
+    from dml_core.data.synthetic import write_fashion_mnist
+
+    root = tmp_path_factory.mktemp("ray_tiny")
+    prepare_dataset("fashion_mnist", write_fashion_mnist(root / "raw", per_class=(24, 8)), root / "prepared")
+    base = dict(
+        dataset=str(root / "prepared"),
+        model=dict(name="small_cnn", embedding_dim=8, options=dict(width=4)),
+        sampler=dict(batch_size=12, m_per_class=4),
+        train=dict(epochs=3, max_batches_per_epoch=2),
+        eval=dict(ks=[1, 2], every_epoch=False),
+    )
+    return root, base
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    from dml_core.training.ray_runner import init_ray
+
+    init_ray(RayConfig(num_cpus=2))
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_grid_runs_every_trial_and_records_failures(tiny, local_ray):
+    from dml_core.metrics import load_embeddings
+    from dml_core.training.ray_runner import run_grid
+
+    root, base = tiny
+    trials = expand_grid(base, dict(losses=["triplet", {"name": "contrastive", "options": {"neg_margin": 1.0}}], miners=[None, "batch_hard"]))
+    diverging = {**base, "optimizer": {"name": "sgd", "lr": 1e30, "momentum": 0.0}}
+    trials += expand_grid(diverging, dict(losses=["contrastive"]))
+    out = run_grid(trials, RayConfig(), name="grid", storage_path=str(root / "ray"))
+    assert [o.trial_id for o in out] and len(out) == 5
+    ok = [o for o in out if o.status == FINISHED]
+    assert len(ok) == 4
+    for o in ok:
+        assert [row["epoch"] for row in o.history] == [0, 1, 2]
+        assert 0 <= o.metrics["recall@1"] <= 1 and "map@r" in o.metrics
+        emb, labels = load_embeddings(o.embeddings_path)
+        assert emb.shape[1] == 8 and len(labels) == emb.shape[0]
+    bad = out[-1]
+    assert bad.status == FAILED and "NaN" in bad.error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_crashed_trial_resumes_to_the_same_result(tiny, local_ray, workers):
+    from dml_core.training.ray_runner import run_grid
+
+    root, base = tiny
+    clean = expand_grid(base, dict(losses=["triplet"], miners=["random"], seeds=[5]))
+    marker = root / f"crash-{workers}.marker"
+    crashing = expand_grid({**base, "fault": {"crash_at_epoch": 1, "crash_marker": str(marker)}}, dict(losses=["triplet"], miners=["random"], seeds=[5]))
+    cfg = RayConfig(num_workers=workers, max_failures=1)
+    a = run_grid(clean, cfg, name=f"clean-{workers}", storage_path=str(root / "ray"))[0]
+    b = run_grid(crashing, cfg, name=f"crash-{workers}", storage_path=str(root / "ray"))[0]
+    assert marker.exists(), "the fault hook never fired"
+    assert a.status == b.status == FINISHED
+    assert a.metrics == b.metrics
+    assert [r["train/loss"] for r in a.history] == [r["train/loss"] for r in b.history]
+
+
+RAY_BIN = Path(sys.executable).with_name("ray")
+
+
+@pytest.mark.slow
+def test_grid_runs_on_a_cluster_given_by_ray_address(tiny, tmp_path):
+    """A real `ray start --head` in its own temp dir, token auth on, two trials through it."""
+    root, base = tiny
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), RAY_AUTH_MODE="token")
+    env.pop("RAY_ADDRESS", None)
+    subprocess.run([str(RAY_BIN), "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
+    temp = Path("/tmp") / f"dmlray{os.getpid()}"
+    start = subprocess.run(
+        [str(RAY_BIN), "start", "--head", "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}", "--port=0"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    try:
+        assert start.returncode == 0, start.stderr[-2000:]
+        address = re.search(r"--address='([^']+)'", start.stdout + start.stderr).group(1)
+        script = textwrap.dedent(
+            f"""
+            import json
+            from dml_core.sweep import expand_grid
+            from dml_core.training.config import RayConfig
+            from dml_core.training.ray_runner import run_grid
+            trials = expand_grid({base!r}, dict(losses=["triplet"], seeds=[0, 1]))
+            out = run_grid(trials, RayConfig(), name="cluster", storage_path={str(tmp_path / 'ray')!r}, progress=False)
+            import ray
+            print("NODES", len(ray.nodes()), "STATUS", json.dumps([o.status for o in out]))
+            """
+        )
+        run = subprocess.run([sys.executable, "-c", script], env={**env, "RAY_ADDRESS": address}, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert 'STATUS ["finished", "finished"]' in run.stdout
+    finally:
+        stop_cluster(temp)
+
+
+def stop_cluster(temp: Path) -> None:
+    """Kill the head's processes (found by their --temp-dir), not every Ray on the machine:
+    `ray stop` would also end other users' clusters, and gcs_server ignores SIGTERM."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    pids = [int(line.split()[0]) for line in out.splitlines()[1:] if str(temp) in line]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.5)
