@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install prepare test test-fast bench clean sweep fashion-mnist
+.PHONY: install prepare test test-fast bench clean sweep serve stop fashion-mnist
 
 install: $(VENV)/.installed
 
@@ -50,10 +50,22 @@ bench: install
 	$(PY) benchmarks/losses.py
 	$(PY) benchmarks/losses_structured.py
 	$(PY) benchmarks/data.py
+	$(PY) benchmarks/eval.py
+	$(PY) benchmarks/training.py
 
-sweep: install
-	@echo "make sweep: the sweep flow is not built yet (issue 8); 'make test' runs the suite." >&2
-	@exit 2
+# The default sweep, end to end: install, prepare the data (DVC stage), run the flow on
+# Prefect's ephemeral API, a local Ray and MLflow on a local SQLite file, write the report.
+PROFILE ?= quick
+SET ?=
+sweep: prepare
+	$(VENV)/bin/dml sweep --profile $(PROFILE) $(foreach s,$(SET),--set $(s))
+
+# A Prefect server, work pool, deployments, worker and an MLflow server on 127.0.0.1.
+serve: install
+	scripts/serve.sh
+
+stop:
+	scripts/stop.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

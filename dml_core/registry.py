@@ -34,7 +34,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> type[T]:
         if not isinstance(name, str) or name not in self._classes:
             raise ValueError(
-                f"unknown {self.kind} name {name!r}; known {self.kind}s: {', '.join(self.names())}"
+                f"unknown {self.kind} name {name!r}; known {self.kind} names: {', '.join(self.names())}"
             )
         return self._classes[name]
 

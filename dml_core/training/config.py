@@ -172,3 +172,6 @@ class RayConfig(Strict):
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(1, ge=0)  # restarts of a crashed trial or worker group, from its checkpoint
     storage_path: str | None = None  # absolute; None: <project>/ray_results
+    # The flow runs the grid in batches of this many trials and records each batch in
+    # MLflow as it ends: a killed sweep loses at most one batch. None: 4 x concurrency.
+    trials_per_batch: int | None = Field(None, ge=1)

@@ -1,0 +1,653 @@
+"""The comparisons report of a sweep: report.md, report.html, metrics.json, verdicts.json, plots/.
+
+``build_report`` turns a sweep's records (results.json rows, plus C9's raw-pixel baselines)
+into one section per comparison of the profile (C1-C9): the claim, the setup, a table of
+mean ± 95% interval over seeds, the paired test and its computed verdict per claim
+(``verdict.py``), the plots (``plots.py``), and for C5 the published numbers beside ours
+(``published.py``). Nothing is written by hand: every number and verdict comes from the
+records. Files are written to temporary names and renamed.
+
+``verdict_table`` renders the verdicts as one Markdown table (for the README) from a report
+directory (its verdicts.json) or from the dict ``build_report`` stores there.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .published import PUBLISHED, published_loss, published_table, ranking_agreement
+from .summary import comparison_table, markdown_table, mean_interval, summarize
+from .verdict import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, ClaimVerdict, judge, overall, parse_claim
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+TARGET_MINUTES = 20.0
+TARGET_PROFILE = "quick"
+CLASS_METRICS = ("recall@1", "recall@2", "recall@4", "recall@8", "map@r", "r_precision", "nmi")
+CONTINUOUS_METRICS = ("ndcg@1", "ndcg@2", "ndcg@4", "ndcg@8", "spearman")
+LABELS = {
+    "recall@1": "R@1", "recall@2": "R@2", "recall@4": "R@4", "recall@8": "R@8", "map@r": "MAP@R",
+    "r_precision": "R-precision", "nmi": "NMI", "spearman": "Spearman", "ndcg@1": "NDCG@1", "ndcg@2": "NDCG@2",
+    "ndcg@4": "NDCG@4", "ndcg@8": "NDCG@8", "precision@1": "P@1",
+}
+VERDICT_MARK = {HOLDS: "**holds**", DOES_NOT_HOLD: "**does not hold**", INCONCLUSIVE: "inconclusive"}
+
+
+def label(metric: str) -> str:
+    name, _, k = metric.partition("@")
+    if k == "K" and name in ("recall", "ndcg"):
+        return {"recall": "Recall@K", "ndcg": "NDCG@K"}[name]
+    return LABELS.get(metric, metric)
+
+
+# -- small helpers ----------------------------------------------------------------------------
+def write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def git_commit(cwd: Path = PROJECT_DIR) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def now_utc() -> str:
+    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
+
+
+def clean(x: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
+    if isinstance(x, dict):
+        return {str(k): clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def fmt(x: float | None, scale: float = 100.0, digits: int = 1, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x * scale:+.{digits}f}" if sign else f"{x * scale:.{digits}f}"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "-"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def resolve_path(path: str | None) -> Path | None:
+    if not path:
+        return None
+    p = Path(path)
+    if p.exists():
+        return p
+    q = PROJECT_DIR / path
+    return q if q.exists() else None
+
+
+def is_continuous(profile, comp) -> bool:
+    if comp.metric.startswith("ndcg") or comp.metric == "spearman":
+        return True
+    return any(profile.methods[m].labels in ("continuous", "binned") for m in comp.methods if m in profile.methods)
+
+
+def table_metrics(profile, comp) -> tuple[str, ...]:
+    base = CONTINUOUS_METRICS if is_continuous(profile, comp) else CLASS_METRICS
+    ks = [int(k) for k in profile.eval.ks]
+    prefix = "ndcg" if is_continuous(profile, comp) else "recall"
+    ranked = tuple(f"{prefix}@{k}" for k in ks)
+    rest = tuple(m for m in base if not m.startswith(prefix + "@"))
+    out = ranked + rest
+    return out if comp.metric in out else (comp.metric,) + out
+
+
+def secondary_metrics(profile, comp) -> list[str]:
+    cands = ["spearman"] if is_continuous(profile, comp) else ["nmi", "map@r"]
+    return [m for m in cands if m != comp.metric]
+
+
+def baseline_names(baselines: list[dict] | None) -> list[str]:
+    out = []
+    for r in baselines or []:
+        if r["method"] not in out:
+            out.append(r["method"])
+    return out
+
+
+# -- run information (date, commit, data versions, wall time) ---------------------------------
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def versions_from_embeddings(profile, records: list[dict]) -> dict[str, str]:
+    """The data version each trial recorded in its embeddings file, per dataset alias."""
+    from ..metrics import load_metadata
+
+    out = {}
+    for alias, rel in profile.datasets.items():
+        for r in records:
+            ds = str((r.get("config") or {}).get("dataset") or "")
+            emb = resolve_path(r.get("embeddings_path"))
+            if emb is None or not (ds == rel or ds.endswith("/" + rel.strip("/"))):
+                continue
+            try:
+                v = load_metadata(emb).get("data_version")
+            except Exception:  # noqa: BLE001
+                v = None
+            if v:
+                out[alias] = v
+                break
+    return out
+
+
+def run_info(out_dir: Path, profile, records: list[dict], versions: dict, seconds: float, commit: str | None) -> dict:
+    """When and on what the sweep ran. A re-render (`dml report`, seconds 0 and no
+    versions) keeps what the flow recorded: sweep.json, else the previous verdicts.json."""
+    info = {"date": None, "commit": None, "seconds": None, "versions": dict(versions or {}), "source": None}
+    if seconds and seconds > 0:
+        info.update(date=now_utc(), commit=commit or git_commit(), seconds=float(seconds), source="measured by the sweep flow")
+    else:
+        sweep = read_json(out_dir / "sweep.json")
+        prev = (read_json(out_dir / "verdicts.json") or {}).get("run") if (out_dir / "verdicts.json").exists() else None
+        if isinstance(sweep, dict):
+            secs = next((sweep.get(k) for k in ("seconds", "wall_seconds", "wall_time_seconds") if isinstance(sweep.get(k), (int, float))), None)
+            info.update(
+                date=sweep.get("date") or sweep.get("finished") or sweep.get("started"),
+                commit=sweep.get("commit"),
+                seconds=float(secs) if secs else None,
+                source="sweep.json",
+            )
+            if not info["versions"]:
+                info["versions"] = dict(sweep.get("versions") or sweep.get("data_versions") or {})
+        if isinstance(prev, dict) and info["seconds"] is None and prev.get("seconds"):
+            info.update(date=prev.get("date"), commit=prev.get("commit"), seconds=prev.get("seconds"), source="the report first written by the sweep")
+            if not info["versions"]:
+                info["versions"] = dict(prev.get("versions") or {})
+    if not info["versions"]:
+        info["versions"] = versions_from_embeddings(profile, records)
+    return info
+
+
+def split_summary(dataset_dir: Path | None) -> str:
+    """"train classes 0-2, validation 3-4, evaluation 5-9" from a prepared card."""
+    if dataset_dir is None:
+        return ""
+    try:
+        from ..data import read_card
+
+        card = read_card(dataset_dir)
+    except Exception:  # noqa: BLE001
+        return ""
+    parts = []
+    for split, word in (("train", "training"), ("val", "validation (selection)"), ("eval", "evaluation (unseen)")):
+        labels = [c["label"] for c in card.get("classes", []) if split in (c.get("counts") or {})]
+        if labels:
+            span = f"{min(labels)}-{max(labels)}" if labels == list(range(min(labels), max(labels) + 1)) else ",".join(map(str, labels))
+            parts.append(f"{word} classes {span}")
+    return ", ".join(parts)
+
+
+def protocol_summary(profile) -> str:
+    m, s, o, t, e = profile.model, profile.sampler, profile.optimizer, profile.train, profile.eval
+    comp = (f"{s.m_per_class} per class" if s.m_per_class else f"{s.classes_per_batch} classes" if s.classes_per_batch
+            else f"class ratio {s.class_ratio}" if s.class_ratio else "")
+    batches = f" x at most {t.max_batches_per_epoch} batches" if t.max_batches_per_epoch else ""
+    return (
+        f"model `{m.name}` ({m.embedding_dim}-d{', L2-normalised' if m.normalize else ''}), batch {s.batch_size}"
+        f"{' (' + comp + ')' if comp else ''}, {o.name} lr {o.lr}, {t.epochs} epoch(s){batches}"
+        f"{', augmentation' if t.augment else ''}; evaluation on "
+        f"{'all' if e.max_items is None else f'at most {e.max_items}'} items of the unseen classes "
+        "(the same stratified items, seed 0, for every trial), K in " + ", ".join(str(k) for k in e.ks)
+    )
+
+
+# -- method descriptions ----------------------------------------------------------------------
+def component_text(c) -> str:
+    if c is None:
+        return "-"
+    opts = ", ".join(f"{k}={v}" for k, v in c.options.items())
+    return f"{c.name}({opts})" if opts else c.name
+
+
+def setup_table(profile, methods: list[str], baselines: list[dict]) -> str:
+    lines = ["| method | loss | miner | distance | labels | data | sampler |", "|---|---|---|---|---|---|---|"]
+    for name in methods:
+        m = profile.methods.get(name)
+        if m is None:
+            lines.append(f"| `{name}` | ? | | | | | |")
+            continue
+        sampler = ", ".join(f"{k}={v}" for k, v in m.sampler.items()) or "shared"
+        lines.append(
+            f"| `{name}` | {component_text(m.loss)} | {component_text(m.miner)} | {m.distance or 'euclidean (default)'} | "
+            f"{m.labels} | {m.dataset} | {sampler} |"
+        )
+    for r in baselines:
+        cfg = r.get("config") or {}
+        lines.append(f"| `{r['method']}` | none (no training) | - | {cfg.get('baseline', '')} | class | default | - |")
+    return "\n".join(lines)
+
+
+# -- claims ------------------------------------------------------------------------------------
+def claim_sentence(v: ClaimVerdict) -> str:
+    lab = label(v.metric)
+    if v.n < 2 or math.isnan(v.diff):
+        diff = f"Δ {lab} = {fmt(v.diff, sign=True)} (n = {v.n})" if not math.isnan(v.diff) else "no paired result"
+        return f"`{v.claim}` on {lab}: {VERDICT_MARK[v.verdict]} — {v.reason or 'not enough data'}; {diff}."
+    return (
+        f"`{v.claim}` on {lab}: {VERDICT_MARK[v.verdict]} — Δ = {fmt(v.diff, sign=True)} "
+        f"[{fmt(v.low, sign=True)}, {fmt(v.high, sign=True)}] (×100, 95% interval), p = {fmt_p(v.p)}"
+        f"{'' if v.op == '!=' else ' (claimed direction)'}, n = {v.n} seeds"
+        + (f"; {v.reason}" if v.reason else "")
+        + "."
+    )
+
+
+def claims_table(verdicts: list[ClaimVerdict]) -> str:
+    lines = [
+        "| claim | metric | mean A | mean B | Δ = A − B [95% CI] | n | p (claimed) | p (reverse) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        ci = f"{fmt(v.diff, sign=True)} [{fmt(v.low, sign=True)}, {fmt(v.high, sign=True)}]" if v.n >= 2 else fmt(v.diff, sign=True)
+        lines.append(
+            f"| `{v.claim}` | {label(v.metric)} | {fmt(v.mean_a)} | {fmt(v.mean_b)} | {ci} | {v.n} | {fmt_p(v.p)} | "
+            f"{fmt_p(v.p_opposite)} | {VERDICT_MARK[v.verdict]}{' (' + v.reason + ')' if v.reason else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def secondary_table(claims: list[str], records: list[dict], metrics: list[str]) -> tuple[str, dict]:
+    lines = ["| claim | " + " | ".join(label(m) for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
+    out = {}
+    for c in claims:
+        cells = []
+        for m in metrics:
+            v = judge(c, records, m)
+            out.setdefault(c, {})[m] = v
+            cells.append(f"{v.verdict} (Δ {fmt(v.diff, sign=True)}, p {fmt_p(v.p)})")
+        lines.append(f"| `{parse_claim(c).text}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines), out
+
+
+# -- plots of one comparison ----------------------------------------------------------------
+def best_learned(profile, comp, records: list[dict]) -> tuple[str | None, dict | None]:
+    """The learned method with the best mean on the comparison's metric, and its trial with
+    the lowest seed whose embeddings file exists."""
+    summ = summarize([r for r in records if r.get("method") in comp.methods], (comp.metric,))
+    ranked = sorted((s[comp.metric].mean, m) for m, s in summ.items() if s[comp.metric].n and not math.isnan(s[comp.metric].mean))
+    for _, m in reversed(ranked):
+        trials = sorted((r for r in records if r.get("method") == m and r.get("status") == "finished"
+                         and resolve_path(r.get("embeddings_path")) is not None), key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+        if trials:
+            return m, trials[0]
+    return None, None
+
+
+def trial_eval_data(record: dict):
+    """(embeddings, dataset, rows, eval labels, class names) of a trial's final eval embeddings."""
+    from ..data import PreparedDataset
+    from ..metrics import load_embeddings
+    from ..training.embed import stratified_subset
+
+    cfg = record.get("config") or {}
+    emb, labels = load_embeddings(resolve_path(record["embeddings_path"]))
+    ds_dir = resolve_path(cfg.get("dataset"))
+    if ds_dir is None:
+        raise FileNotFoundError(f"the trial's dataset {cfg.get('dataset')!r} is not on this machine")
+    ev = cfg.get("eval") or {}
+    ds = PreparedDataset(ds_dir, ev.get("split") or "eval")
+    rows = stratified_subset(ds.labels, ev.get("max_items"), seed=0)
+    if len(rows) != len(emb) or (labels.ndim == 1 and labels.dtype.kind in "iu" and not np.array_equal(labels, ds.labels[rows])):
+        raise ValueError(f"the embeddings ({len(emb)} rows) do not match the eval rows of {ds_dir} ({len(rows)} rows)")
+    names = {int(c["label"]): c["name"] for c in ds.card.get("classes", [])}
+    return emb, ds, rows, ds.labels[rows], names
+
+
+def trial_distance(record: dict) -> str:
+    cfg = record.get("config") or {}
+    return (cfg.get("eval") or {}).get("distance") or ("cosine" if cfg.get("distance") == "cosine" else "euclidean")
+
+
+def comparison_plots(cid: str, comp, profile, records: list[dict], baselines: list[dict], plots_dir: Path) -> list[tuple[str, str]]:
+    """[(caption, relative path or an error note)] of the comparison's figures."""
+    from . import plots
+
+    cont = is_continuous(profile, comp)
+    prefix = "ndcg" if cont else "recall"
+    base_names = baseline_names(baselines) if comp.baselines else []
+    out = []
+
+    def attempt(caption, fn):
+        try:
+            path = fn()
+            out.append((caption, f"plots/{Path(path).name}"))
+        except Exception as e:  # noqa: BLE001 - a figure that cannot be drawn is noted, not fatal
+            out.append((caption, f"ERROR: {type(e).__name__}: {str(e)[:300]}"))
+
+    attempt(f"{label(prefix + '@K')} curves and per-seed {label(comp.metric)}", lambda: plots.recall_curves(
+        plots_dir / f"{cid}_recall.png", f"{cid}: {label(prefix + '@K')} on the unseen classes", comp.methods, records,
+        profile.eval.ks, prefix=prefix, metric=comp.metric, baselines=base_names))
+    attempt("training curves", lambda: plots.training_curves(
+        plots_dir / f"{cid}_training.png", f"{cid}: training", comp.methods, records, metric=comp.metric))
+
+    best, trial = best_learned(profile, comp, records)
+    if trial is None:
+        out.append(("embedding map and retrieval grid", "ERROR: no finished trial with an embeddings file"))
+        return out
+    seed = trial.get("seed")
+    who = f"`{best}` (best mean {label(comp.metric)}; seed {seed})"
+
+    def emb_map():
+        emb, ds, rows, labels, names = trial_eval_data(trial)
+        panels = []
+        if cont and ds.continuous_labels is not None:
+            panels.append({"title": f"{best}, seed {seed}", "x": emb, "angles": np.asarray(ds.continuous_labels[rows]).reshape(len(rows), -1)[:, 0]})
+        else:
+            panels.append({"title": f"{best}, seed {seed}", "x": emb, "labels": labels, "names": names})
+        if comp.baselines:
+            from .baselines import raw_pixels
+
+            panels.append({"title": "raw pixels (no training)", "x": raw_pixels(ds, rows), "labels": labels, "names": names})
+        return plots.embedding_map(plots_dir / f"{cid}_embedding.png", f"{cid}: 2-D map of the eval-class embeddings", panels)
+
+    def grid():
+        emb, ds, rows, labels, names = trial_eval_data(trial)
+        angles = None
+        if cont and ds.continuous_labels is not None:
+            angles = np.asarray(ds.continuous_labels[rows]).reshape(len(rows), -1)[:, 0]
+        return plots.retrieval_grid(
+            plots_dir / f"{cid}_retrieval.png", f"{cid}: top 5 of {best} (seed {seed}), {trial_distance(trial)} distance",
+            emb, lambda r: ds.get_batch(rows[r]).images.numpy(), labels, names=names, angles=angles,
+            distance=trial_distance(trial))
+
+    attempt(f"2-D embedding map of {who}", emb_map)
+    attempt(f"retrieval grid of {who}", grid)
+    return out
+
+
+# -- C5 beside the published numbers -------------------------------------------------------
+def published_datasets(profile, comp, records: list[dict]) -> list[str]:
+    paths = " ".join(str((r.get("config") or {}).get("dataset", "")) for r in records if r.get("method") in comp.methods).lower()
+    paths += " " + " ".join(profile.datasets.get(profile.methods[m].dataset, "") for m in comp.methods if m in profile.methods).lower()
+    if "cars" in paths:
+        return ["Cars196"]
+    if "cub" in paths:
+        return ["CUB-200-2011"]
+    return list(PUBLISHED)
+
+
+def is_c5(cid: str, comp) -> bool:
+    """C5 (or a comparison of the four CVPR 2017 losses, as the paper profile's C5_cars)."""
+    losses = {published_loss(m) for m in comp.methods}
+    return cid.upper().startswith("C5") or (len(comp.methods) == 4 and None not in losses and len(losses) == 4)
+
+
+def c5_published(profile, comp, records: list[dict]) -> tuple[str, list[dict]]:
+    summ = summarize([r for r in records if r.get("method") in comp.methods], ("nmi", "recall@1", "recall@2", "recall@4", "recall@8"))
+    datasets = published_datasets(profile, comp, records)
+    ours = ["| ours (mean over seeds, %) | " + " | ".join(label(m) for m in ("nmi", "recall@1", "recall@2", "recall@4", "recall@8")) + " |",
+            "|---|---|---|---|---|---|"]
+    for m in comp.methods:
+        s = summ.get(m)
+        ours.append(f"| `{m}` | " + " | ".join(fmt(s[k].mean) if s else "-" for k in ("nmi", "recall@1", "recall@2", "recall@4", "recall@8")) + " |")
+    agreements, lines = [], []
+    for metric in ("nmi", "recall@1"):
+        values = {m: summ[m][metric].mean for m in comp.methods if m in summ}
+        found = [ranking_agreement(values, metric, ds) for ds in datasets]
+        agreements += found
+        if len(found) > 1 and all(a["published"] == found[0]["published"] and a["tau"] == found[0]["tau"] for a in found):
+            # The same published order on every dataset: one line, naming them all.
+            text = found[0]["text"].replace(f"published {found[0]['dataset']} ranking", "published ranking on " + " and ".join(datasets) + " alike")
+            lines.append(f"- {text} {'Agrees.' if found[0]['agrees'] else 'Does not agree.'}")
+        else:
+            lines += [f"- {a['text']} {'Agrees.' if a['agrees'] else 'Does not agree.'}" for a in found]
+    text = [
+        "Ours (this sweep, our data and model):", "", "\n".join(ours), "",
+        published_table(datasets), "",
+        "**Ranking agreement** (our means over seeds against the published order; a ranking of means, "
+        "not a test — the paired tests above say which of our gaps are significant):", "",
+    ]
+    text += lines
+    return "\n".join(text), agreements
+
+
+# -- the report --------------------------------------------------------------------------------
+def headline_metrics(profile, comp) -> list[str]:
+    base = ["ndcg@8", "spearman"] if is_continuous(profile, comp) else ["recall@1", "map@r", "nmi"]
+    return ([comp.metric] if comp.metric not in base else []) + base
+
+
+def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: list[dict], versions: dict,
+                 seconds: float, baselines: list[dict] | None = None, *, commit: str | None = None) -> Path:
+    """Write report.md, report.html, metrics.json, verdicts.json and plots/*.png into out_dir;
+    returns the path of report.md."""
+    out_dir = Path(out_dir)
+    plots_dir = out_dir / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    records = [r for r in records if isinstance(r, dict) and "method" in r]
+    baselines = list(baselines or [])
+    all_records = records + baselines
+    run = run_info(out_dir, profile, records, versions, seconds, commit)
+    rendered = {"date": now_utc(), "commit": commit or git_commit()}
+
+    comparisons: dict[str, dict] = {}
+    sections: list[str] = []
+    metrics_json: dict[str, dict] = {}
+    for cid, comp in profile.comparisons.items():
+        comp_baselines = baselines if comp.baselines else []
+        methods = list(comp.methods) + baseline_names(comp_baselines)
+        verdicts = [judge(c, all_records, comp.metric) for c in comp.expect]
+        entry = {"claim": comp.claim, "metric": comp.metric, "methods": methods, "overall": overall(verdicts),
+                 "verdicts": [v.as_dict() for v in verdicts]}
+        sections.append(render_section(cid, comp, profile, records, all_records, comp_baselines, verdicts, plots_dir, entry))
+        comparisons[cid] = entry
+        summ = summarize([r for r in all_records if r.get("method") in methods], headline_metrics(profile, comp))
+        flat = {}
+        for m in methods:
+            for k in headline_metrics(profile, comp):
+                if m in summ:
+                    flat[f"{m}.{k}"] = round(summ[m][k].mean, 6) if not math.isnan(summ[m][k].mean) else None
+        for v in verdicts:
+            key = f"{v.a}_{'vs' if v.op == '>' else 'ne'}_{v.b}"
+            flat[f"{key}.diff"] = None if math.isnan(v.diff) else round(v.diff, 6)
+            flat[f"{key}.p"] = None if math.isnan(v.p) else round(v.p, 6)
+            flat[f"{key}.holds"] = {HOLDS: 1, DOES_NOT_HOLD: -1, INCONCLUSIVE: 0}[v.verdict]
+        metrics_json[cid] = flat
+
+    doc = {"sweep": sweep_name, "profile": profile_name, "run": run, "rendered": rendered,
+           "seeds": list(profile.seeds), "comparisons": comparisons}
+    md = render_document(sweep_name, profile_name, profile, records, baselines, run, rendered, doc, sections)
+    write_atomic(out_dir / "report.md", md)
+    write_atomic(out_dir / "report.html", render_html(md, f"dml sweep {sweep_name}"))
+    write_atomic(out_dir / "metrics.json", json.dumps(clean(metrics_json), indent=1, sort_keys=False) + "\n")
+    write_atomic(out_dir / "verdicts.json", json.dumps(clean(doc), indent=1) + "\n")
+    return out_dir / "report.md"
+
+
+def render_section(cid, comp, profile, records, all_records, comp_baselines, verdicts, plots_dir, entry) -> str:
+    methods = list(comp.methods) + baseline_names(comp_baselines)
+    lines = [f"## {cid}: {overall(verdicts)}", "", f"**Claim (seeds).** {comp.claim}", ""]
+    if comp.expect:
+        lines += ["**Tested as** (on " + label(comp.metric) + "): " + "; ".join(f"`{parse_claim(c).text}`" for c in comp.expect) + ".", ""]
+    else:
+        lines += ["No `expect:` claim in params.yaml: numbers only, no verdict.", ""]
+    seeds = sorted({r["seed"] for r in records if r.get("method") in comp.methods and r.get("seed") is not None})
+    lines += [
+        "**Setup.** Methods (only these columns differ; everything else is the shared protocol in the header); "
+        f"seeds {seeds or list(profile.seeds)}"
+        + ("; the raw-pixel baselines are deterministic (one value each), fitted on the training split and scored on the same eval items" if comp_baselines else "")
+        + ":", "",
+        setup_table(profile, list(comp.methods), [r for r in comp_baselines if r.get("method") in methods]), "",
+    ]
+    metrics = table_metrics(profile, comp)
+    lines += [
+        "**Results** (mean ± half-width of the 95% Student-t interval over seeds, ×100; best mean in bold):", "",
+        comparison_table(all_records, methods, metrics, labels=LABELS), "",
+    ]
+    if verdicts:
+        kinds = sorted({v.test for v in verdicts})
+        lines += [
+            "**Test.** " + "; ".join(k[0].upper() + k[1:] for k in kinds) + f", α = 0.05, on {label(comp.metric)}. "
+            "Verdict: holds if p < 0.05 in the claimed direction, does not hold if p < 0.05 in the reverse direction, "
+            "otherwise inconclusive.", "",
+            claims_table(verdicts), "",
+        ]
+        sec = secondary_metrics(profile, comp)
+        if sec:
+            table, sec_verdicts = secondary_table(comp.expect, all_records, sec)
+            entry["secondary"] = {c: {m: v.as_dict() for m, v in d.items()} for c, d in sec_verdicts.items()}
+            lines += [f"Secondary metrics (same test; not the judged metric, uncorrected for multiple tests):", "", table, ""]
+    if is_c5(cid, comp):
+        text, agreements = c5_published(profile, comp, all_records)
+        entry["published_ranking"] = agreements
+        lines += ["### Beside the published numbers", "", text, ""]
+    lines += ["**Plots.**", ""]
+    for caption, target in comparison_plots(cid, comp, profile, records + comp_baselines, comp_baselines, plots_dir):
+        if target.startswith("ERROR"):
+            lines += [f"- {caption}: not drawn ({target[7:]})", ""]
+        else:
+            lines += [f"![{cid} {caption}]({target})", "", f"*{caption}*", ""]
+    failed = [r for r in records if r.get("method") in comp.methods and r.get("status") != "finished"]
+    if failed:
+        lines += [f"Failed runs in this comparison: " + ", ".join(f"`{r.get('name')}`" for r in failed) + " (see Failed trials).", ""]
+    return "\n".join(lines)
+
+
+def summary_rows(doc: dict) -> list[str]:
+    lines = ["| comparison | claim tested | metric | Δ = A − B (×100) [95% CI] | p | seeds | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for cid, c in doc["comparisons"].items():
+        if not c["verdicts"]:
+            lines.append(f"| {cid} | (no claim) | {label(c['metric'])} | - | - | - | - |")
+        for v in c["verdicts"]:
+            diff = v.get("diff")
+            ci = fmt(diff, sign=True)
+            if v.get("n", 0) >= 2 and v.get("low") is not None:
+                ci += f" [{fmt(v['low'], sign=True)}, {fmt(v['high'], sign=True)}]"
+            lines.append(f"| {cid} | `{v['claim']}` | {label(v['metric'])} | {ci} | {fmt_p(v.get('p'))} | {v.get('n', 0)} | {VERDICT_MARK[v['verdict']]} |")
+    return lines
+
+
+def wall_time_text(run: dict, profile_name: str) -> str:
+    secs = run.get("seconds")
+    if not secs:
+        return "not recorded (the report was re-rendered from results.json and no sweep.json holds the time)"
+    minutes = secs / 60.0
+    if profile_name == TARGET_PROFILE:
+        verdict = ("within the 20-minute target" if minutes <= TARGET_MINUTES
+                   else f"OVER the 20-minute target by {minutes - TARGET_MINUTES:.1f} min")
+    else:
+        verdict = f"the 20-minute target applies to the `{TARGET_PROFILE}` profile"
+    return f"{minutes:.1f} min ({verdict}; {run.get('source') or 'measured'})"
+
+
+def render_document(sweep_name, profile_name, profile, records, baselines, run, rendered, doc, sections) -> str:
+    ok = sum(r.get("status") == "finished" for r in records)
+    failed = [r for r in records if r.get("status") != "finished"]
+    compute = sum(float(r.get("seconds") or 0) for r in records)
+    versions = run.get("versions") or {}
+    ds_dir = resolve_path(profile.datasets.get("default"))
+    splits = split_summary(ds_dir)
+    lines = [
+        f"# Comparisons report: sweep `{sweep_name}`",
+        "",
+        f"Profile `{profile_name}`: {profile.description}".rstrip(),
+        "",
+        f"- sweep finished: {run.get('date') or 'date not recorded'}; commit `{run.get('commit') or 'unknown'}`",
+        f"- report rendered: {rendered['date']}; commit `{rendered['commit']}`",
+        "- data versions: " + (", ".join(f"{k} `{v}` ({profile.datasets.get(k, '')})" for k, v in versions.items()) or "not recorded"),
+        f"- wall time: {wall_time_text(run, profile_name)}; trial compute {compute / 60:.1f} min summed over trials",
+        f"- trials: {len(records)} ({ok} finished, {len(failed)} failed); seeds {list(profile.seeds)}"
+        + (f"; {len(baselines)} raw-pixel baselines (C9)" if baselines else ""),
+        f"- shared protocol: {protocol_summary(profile)}" + (f"; {splits}" if splits else ""),
+        "- numbers: mean ± half-width of the 95% Student-t interval over seeds, ×100 (percent), on the evaluation classes",
+        "",
+        "## Verdicts",
+        "",
+        "Each claim is judged on its comparison's metric by a paired t-test across seeds (one-sided in the "
+        "claimed direction; two-sided for `!=`; a one-sample t-test against a fixed baseline's single value): "
+        "**holds** if p < 0.05 in the claimed direction, **does not hold** if p < 0.05 in the reverse direction, "
+        "inconclusive otherwise or with fewer than 2 paired seeds. A one-sided test at 0.05 matches a 90% "
+        "two-sided interval, so a claim can hold while the 95% interval shown still touches 0. No correction for multiple claims; "
+        f"with {len(profile.seeds)} seed(s) only large, consistent effects can reach significance.",
+        "",
+        *summary_rows(doc),
+        "",
+    ]
+    lines += sections
+    lines += ["## All methods", "", markdown_table(records + baselines), ""]
+    if failed:
+        lines += ["## Failed trials", ""]
+        for r in failed:
+            first = ((r.get("error") or "no error message").strip().splitlines() or [""])[0][:300]
+            lines.append(f"- `{r.get('name')}` ({r.get('method')}, seed {r.get('seed')}): {first}")
+        lines.append("")
+    failed_baselines = [r for r in baselines if r.get("status") != "finished"]
+    if failed_baselines:
+        lines += ["## Failed baselines", ""]
+        lines += [f"- `{r['method']}`: {(r.get('error') or '')[:300]}" for r in failed_baselines]
+        lines.append("")
+    return "\n".join(lines)
+
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.88em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; }
+th { background: #f2f2f2; }
+img { max-width: 100%; border: 1px solid #eee; }
+code { background: #f5f5f5; padding: 0 3px; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+"""
+
+
+def render_html(md: str, title: str) -> str:
+    import markdown
+
+    body = markdown.markdown(md, extensions=["tables"])
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def verdict_table(source, *, caption: bool = True) -> str:
+    """The verdicts as one Markdown table (for the README). `source`: a report directory,
+    its verdicts.json, or the dict build_report stores there."""
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        p = p / "verdicts.json" if p.is_dir() else p
+        doc = json.loads(p.read_text())
+    else:
+        doc = source
+    lines = []
+    if caption:
+        run = doc.get("run") or {}
+        versions = ", ".join(f"{k} `{v}`" for k, v in (run.get("versions") or {}).items()) or "not recorded"
+        secs = run.get("seconds")
+        lines += [
+            f"Sweep `{doc.get('sweep')}` (profile `{doc.get('profile')}`, seeds {doc.get('seeds')}): run "
+            f"{run.get('date') or 'date not recorded'}, commit `{run.get('commit') or 'unknown'}`, data {versions}"
+            + (f", wall time {secs / 60:.1f} min" if secs else "") + ".",
+            "",
+        ]
+    return "\n".join(lines + summary_rows(doc))

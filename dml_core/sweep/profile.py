@@ -1,0 +1,253 @@
+"""params.yaml: named sweep profiles, validated before any work starts.
+
+A profile holds the shared protocol (model, sampler, optimizer, train, eval: the same for
+every method, as a fair comparison needs), the methods (a loss, a miner, a distance, on a
+dataset), the comparisons that group them, an optional grid (losses x miners x distances),
+the seeds, and where it runs (ray) and is tracked (mlflow). `extends: NAME` starts from
+another profile. Overrides use dotted keys (`train.epochs=2`) and are applied before
+validation, so a bad key or value is reported with its full path.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..training.config import (
+    ComponentConfig,
+    EvalConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RayConfig,
+    SamplerConfig,
+    TrainConfig,
+    TrialConfig,
+)
+from .grid import GridConfig, as_component, expand_grid
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MethodConfig(Strict):
+    """One method of a comparison: what differs between methods, and nothing else."""
+
+    dataset: str = "default"
+    loss: ComponentConfig
+    miner: ComponentConfig | None = None
+    distance: str | None = None
+    labels: str = "class"
+    sampler: dict[str, Any] = Field(default_factory=dict)  # e.g. the class ratio of S4
+
+    @model_validator(mode="before")
+    @classmethod
+    def short_forms(cls, data):
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("loss", "miner"):
+                if isinstance(data.get(key), str):
+                    data[key] = {"name": data[key]}
+        return data
+
+
+# C9's fixed metrics on raw inputs (dml_core.report.baselines): claim names besides methods.
+BASELINE_METHODS = ("raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened")
+
+
+class ComparisonConfig(Strict):
+    claim: str
+    methods: list[str] = Field(min_length=1)
+    metric: str = "recall@1"  # the metric the verdict is judged on
+    baselines: bool = False  # C9: also score fixed metrics on raw inputs
+    # The claims the verdicts test, each "A > B" (A beats B: one-sided paired test), "A < B",
+    # or "A != B" (two-sided); A and B are methods of the comparison (or, with baselines,
+    # raw_euclidean, raw_cosine, raw_mahalanobis, raw_pca_whitened).
+    expect: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def expected_claims(self) -> "ComparisonConfig":
+        known = list(self.methods) + (list(BASELINE_METHODS) if self.baselines else [])
+        for i, text in enumerate(self.expect):
+            m = re.fullmatch(r"\s*([\w.\-]+)\s*(>|<|!=)\s*([\w.\-]+)\s*", text)
+            if m is None:
+                raise ValueError(f"expect[{i}]: {text!r} is not 'A > B', 'A < B' or 'A != B' with method names A and B")
+            a, _, b = m.groups()
+            for name in (a, b):
+                if name not in known:
+                    hint = "" if self.baselines or name not in BASELINE_METHODS else " (raw_* baselines need `baselines: true`)"
+                    raise ValueError(f"expect[{i}]: {name!r} is not a method of this comparison{hint}; known: {', '.join(known)}")
+            if a == b:
+                raise ValueError(f"expect[{i}]: {text!r} compares a method with itself")
+        return self
+
+
+class MlflowConfig(Strict):
+    experiment: str = "dml-sweep"
+    registered_model: str = "dml-embedder"
+
+
+class Profile(Strict):
+    description: str = ""
+    datasets: dict[str, str] = Field(default_factory=lambda: {"default": "prepared/fashion_mnist"})
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    methods: dict[str, MethodConfig] = Field(default_factory=dict)
+    comparisons: dict[str, ComparisonConfig] = Field(default_factory=dict)
+    grid: GridConfig | None = None
+    ray: RayConfig = Field(default_factory=RayConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+    @model_validator(mode="after")
+    def references(self) -> "Profile":
+        for name, method in self.methods.items():
+            if method.dataset not in self.datasets:
+                raise ValueError(f"methods.{name}.dataset: unknown dataset {method.dataset!r}; known: {', '.join(self.datasets)}")
+        for cid, comp in self.comparisons.items():
+            for m in comp.methods:
+                if m not in self.methods:
+                    raise ValueError(f"comparisons.{cid}.methods: unknown method {m!r}; known: {', '.join(self.methods)}")
+        if not self.methods and self.grid is None:
+            raise ValueError("a profile needs methods or a grid")
+        return self
+
+    def protocol(self, dataset: str) -> dict[str, Any]:
+        return {
+            "dataset": self.datasets[dataset],
+            "model": self.model.model_dump(),
+            "sampler": self.sampler.model_dump(),
+            "optimizer": self.optimizer.model_dump(),
+            "train": self.train.model_dump(),
+            "eval": self.eval.model_dump(),
+        }
+
+    def method_trials(self, name: str) -> list[TrialConfig]:
+        m = self.methods[name]
+        base = self.protocol(m.dataset)
+        base["sampler"] = {**base["sampler"], **m.sampler}
+        if m.sampler and any(k in m.sampler for k in ("m_per_class", "classes_per_batch", "class_ratio")):
+            # A method that sets its own batch composition replaces the protocol's, not adds to it.
+            for k in ("m_per_class", "classes_per_batch", "class_ratio"):
+                if k not in m.sampler:
+                    base["sampler"][k] = None
+        base["labels"] = m.labels
+        grid = GridConfig(losses=[m.loss], miners=[m.miner], distances=[m.distance], seeds=self.seeds)
+        return expand_grid(base, grid)
+
+    def trials(self) -> list[tuple[str, TrialConfig]]:
+        """(method name, trial) for every method x seed, then the grid; duplicates once."""
+        out, seen = [], set()
+        from ..training.identity import trial_id
+
+        for name in self.methods:
+            for t in self.method_trials(name):
+                if trial_id(t) not in seen:
+                    seen.add(trial_id(t))
+                    out.append((name, t))
+        if self.grid is not None:
+            grid = self.grid.model_copy(update={"seeds": self.grid.seeds if "seeds" in self.grid.model_fields_set else self.seeds})
+            for t in expand_grid(self.protocol("default"), grid):
+                if trial_id(t) not in seen:
+                    seen.add(trial_id(t))
+                    out.append(("grid", t))
+        return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ValueError(f"override {text!r} is not KEY=VALUE (e.g. train.epochs=2)")
+    key, value = text.split("=", 1)
+    if not key or any(not p for p in key.split(".")):
+        raise ValueError(f"override {text!r}: bad key {key!r}")
+    return key.split("."), yaml.safe_load(value)
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any] | list[str] | None) -> dict:
+    """Set dotted keys in a copy of data: {"train.epochs": 2} or ["train.epochs=2"]."""
+    data = copy.deepcopy(data)
+    items = []
+    if isinstance(overrides, dict):
+        items = [(k.split("."), v) for k, v in overrides.items()]
+    elif overrides:
+        items = [parse_override(o) for o in overrides]
+    for path, value in items:
+        node = data
+        for i, part in enumerate(path[:-1]):
+            nxt = node.get(part) if isinstance(node, dict) else None
+            if nxt is None:
+                nxt = {}
+                node[part] = nxt
+            if not isinstance(nxt, dict):
+                raise ValueError(f"override {'.'.join(path)}: {'.'.join(path[: i + 1])} is not a mapping")
+            node = nxt
+        node[path[-1]] = value
+    return data
+
+
+def resolve_profile_dict(profiles: dict[str, Any], name: str, _chain: tuple = ()) -> dict:
+    if name not in profiles:
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(profiles)}")
+    if name in _chain:
+        raise ValueError(f"profiles.{name}: extends makes a cycle ({' -> '.join(_chain + (name,))})")
+    raw = dict(profiles[name] or {})
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    return deep_merge(resolve_profile_dict(profiles, parent, _chain + (name,)), raw)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def format_validation_error(e: ValidationError, prefix: str) -> str:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix}.{loc}: {msg}" if loc else f"{prefix}: {msg}")
+    return "invalid params: " + "; ".join(lines)
+
+
+def load_profile(params: str | Path | dict = "params.yaml", profile: str | None = None, overrides=None) -> tuple[str, Profile]:
+    """Read params.yaml, pick the profile (default: sweep.profile), apply overrides, validate.
+    Every error is a ValueError naming the key path, e.g. profiles.quick.train.epochs."""
+    if isinstance(params, dict):
+        data = params
+    else:
+        path = Path(params)
+        if not path.is_file():
+            raise ValueError(f"params file {str(path)!r} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+    profiles = data.get("profiles")
+    if not isinstance(profiles, dict) or not profiles:
+        raise ValueError("params: no `profiles:` mapping")
+    name = profile or (data.get("sweep") or {}).get("profile") or "quick"
+    resolved = apply_overrides(resolve_profile_dict(profiles, name), overrides)
+    try:
+        prof = Profile.model_validate(resolved)
+    except ValidationError as e:
+        raise ValueError(format_validation_error(e, f"profiles.{name}")) from None
+    # Build every trial now: a bad loss, miner or option fails here, before any work starts.
+    for method in prof.methods:
+        try:
+            prof.method_trials(method)
+        except ValidationError as e:
+            raise ValueError(format_validation_error(e, f"profiles.{name}.methods.{method}")) from None
+    if prof.grid is not None:
+        try:
+            prof.trials()
+        except ValidationError as e:
+            raise ValueError(format_validation_error(e, f"profiles.{name}.grid")) from None
+    return name, prof

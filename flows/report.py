@@ -1,0 +1,98 @@
+"""The sweep's report on disk: results.json (every trial), then the comparisons report
+(report.md, report.html, metrics.json, verdicts.json, plots/) built by dml_core.report.build."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dml_core.report.build import build_report, git_commit
+from dml_core.sweep.profile import Profile
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BASELINE_CACHE = "baselines.json"
+BASELINE_CACHE_VERSION = 1  # bump when dml_core.report.baselines changes what it computes
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def default_dataset_dir(profile: Profile, records: list[dict]) -> Path:
+    """The profile's `default` dataset: the absolute path the flow put in the records'
+    configs when a trial ran on it, else the profile's path under the project."""
+    rel = profile.datasets["default"]
+    for r in records:
+        ds = str((r.get("config") or {}).get("dataset") or "")
+        if ds and (ds == rel or ds.endswith("/" + rel.strip("/"))) and Path(ds).is_dir():
+            return Path(ds)
+    p = Path(rel)
+    return p if p.is_absolute() else PROJECT_DIR / p
+
+
+def c9_baselines(out_dir: Path, profile: Profile, records: list[dict]) -> list[dict] | None:
+    """C9's raw-pixel baselines when a comparison asks for them (cached in baselines.json,
+    keyed by the data version and the evaluation settings, so a re-render does not refit)."""
+    if not any(c.baselines for c in profile.comparisons.values()):
+        return None
+    from dml_core.data import data_version
+    from dml_core.report.baselines import raw_baselines
+
+    dataset = default_dataset_dir(profile, records)
+    try:
+        version = data_version(dataset)
+    except (OSError, ValueError) as e:
+        return [{"trial_id": n, "name": n, "method": n, "seed": None, "status": "failed", "error": f"{type(e).__name__}: {e}",
+                 "metrics": {}, "history": [], "embeddings_path": None, "model_path": None, "seconds": 0.0, "config": {}}
+                for n in ("raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened")]
+    key = {"version": BASELINE_CACHE_VERSION, "data_version": version, "max_items": profile.eval.max_items,
+           "ks": list(profile.eval.ks), "dataset": str(dataset)}
+    cache = out_dir / BASELINE_CACHE
+    if cache.is_file():
+        try:
+            stored = json.loads(cache.read_text())
+            if stored.get("key") == key and all(r["status"] == "finished" for r in stored["records"]):
+                return stored["records"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    found = raw_baselines(dataset, profile.eval.max_items, profile.eval.ks)
+    write_atomic(cache, json.dumps({"key": key, "records": found}, indent=1, default=str))
+    return found
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+README_PROFILE = "quick"  # the README shows the latest run of the default profile
+
+
+def update_readme(report_dir: Path, readme: Path = PROJECT_DIR / "README.md") -> bool:
+    """Replace the README's results section with the verdicts of this report."""
+    from dml_core.report.build import verdict_table
+
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    rel = os.path.relpath(report_dir / "report.md", readme.parent)
+    body = f"{README_START}\n{verdict_table(report_dir)}\n\nThe full report: [{rel}]({rel}).\n{README_END}"
+    write_atomic(readme, head + body + tail)
+    return True
+
+
+def write_sweep_report(
+    out_dir: Path, name: str, profile_name: str, profile: Profile, records: list[dict], versions: dict, seconds: float,
+    *, write_results: bool = True,
+) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if write_results:  # `dml report` re-renders from results.json and leaves it as it is
+        write_atomic(out_dir / "results.json", json.dumps(records, indent=1, default=str))
+    baselines = c9_baselines(out_dir, profile, records)
+    report = build_report(out_dir, name, profile_name, profile, records, versions, seconds, baselines, commit=git_commit(PROJECT_DIR))
+    if profile_name == README_PROFILE:
+        update_readme(out_dir)
+    return report

@@ -1,0 +1,166 @@
+"""The Prefect 3 flow `dml-sweep`: validate -> prepare -> expand -> run on Ray -> track -> report.
+
+    prefect deployment run dml-sweep/default -p profile=smoke
+    dml sweep --profile smoke --set train.epochs=1
+
+Each task only wires dml_core (and flows.tracking for MLflow). Without PREFECT_API_URL the
+flow runs on Prefect's ephemeral API; without RAY_ADDRESS on a local Ray; without
+MLFLOW_TRACKING_URI on a SQLite store in the project directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+
+from dml_core.report import markdown_table
+from dml_core.sweep.profile import Profile, load_profile
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else PROJECT_DIR / p
+
+
+def sweep_name(profile: str, resolved: Profile) -> str:
+    """The profile and a hash of its resolved config: a re-run of the same config resumes
+    the same sweep; an override starts a new one."""
+    digest = hashlib.sha1(resolved.model_dump_json().encode()).hexdigest()[:8]
+    return f"{profile}-{digest}"
+
+
+@task(name="validate-config")
+def validate_config(profile: str, overrides: dict[str, Any] | None, params_path: str) -> tuple[str, Profile]:
+    return load_profile(project_path(params_path), profile, overrides)
+
+
+@task(name="prepare-data", retries=1, retry_delay_seconds=2)
+def prepare_data(params_path: str, profile: Profile) -> dict[str, str]:
+    from flows.data import ensure_prepared
+
+    dirs = {alias: str(project_path(p)) for alias, p in profile.datasets.items()}
+    return ensure_prepared(project_path(params_path), dirs, PROJECT_DIR)
+
+
+@task(name="expand-grid")
+def expand(profile: Profile) -> list[tuple[str, Any]]:
+    trials = []
+    for method, t in profile.trials():
+        t.dataset = str(project_path(t.dataset))
+        trials.append((method, t))
+    return trials
+
+
+@task(name="run-grid", retries=1, retry_delay_seconds=5)
+def run_on_ray(trials, profile: Profile, name: str):
+    from dml_core.training.ray_runner import run_grid
+
+    storage = project_path(profile.ray.storage_path or "ray_results")
+    # A fresh Tune experiment name per attempt: Tune refuses to reuse a finished one.
+    return run_grid([t for _, t in trials], profile.ray, name=f"{name}-{int(time.time())}", storage_path=str(storage))
+
+
+@task(name="track-trial", retries=2, retry_delay_seconds=2)
+def track(tracker, outcome, method: str, data_version: str) -> str:
+    return tracker.log_trial(outcome, tags={"dml.method": method, "dml.data_version": data_version})
+
+
+def previous_records(report_dir: Path, trial_ids: set[str]) -> list[dict]:
+    """Records of trials a resumed sweep skips, from the sweep's last results.json."""
+    path = report_dir / "results.json"
+    if not path.is_file():
+        return []
+    return [r for r in json.loads(path.read_text()) if r["trial_id"] in trial_ids]
+
+
+def outcome_record(outcome, method: str) -> dict:
+    return {
+        "trial_id": outcome.trial_id,
+        "name": outcome.name,
+        "method": method,
+        "seed": outcome.config.seed,
+        "status": outcome.status,
+        "error": outcome.error,
+        "metrics": outcome.metrics,
+        "history": outcome.history,
+        "embeddings_path": outcome.embeddings_path,
+        "model_path": outcome.model_path,
+        "seconds": outcome.seconds,
+        "config": outcome.config.model_dump(mode="json"),
+    }
+
+
+@task(name="write-report")
+def write_report(out_dir: Path, name: str, profile_name: str, profile: Profile, records: list[dict], versions: dict, seconds: float) -> Path:
+    from flows.report import write_sweep_report
+
+    return write_sweep_report(out_dir, name, profile_name, profile, records, versions, seconds)
+
+
+@flow(name="dml-sweep", log_prints=True)
+def dml_sweep(
+    profile: str = "quick",
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+    params_path: str = "params.yaml",
+    report_dir: str | None = None,
+) -> str:
+    """Run a sweep profile of params.yaml end to end; returns the report's path."""
+    from flows.tracking import SweepTracker, tracking_uri
+
+    started = time.perf_counter()
+    logger = get_run_logger()
+    profile_name, prof = validate_config(profile, overrides, params_path)
+    name = sweep_name(profile_name, prof)
+    versions = prepare_data(params_path, prof)
+    trials = expand(prof)
+    method_of = {}
+    from dml_core.training.identity import trial_id
+
+    for method, t in trials:
+        method_of[trial_id(t)] = method
+    tracker = SweepTracker(
+        prof.mlflow.experiment, name, profile_name, prof.model_dump(mode="json"),
+        uri=tracking_uri(PROJECT_DIR), tags={"dml.data_version." + k: v for k, v in versions.items()},
+    )
+    with tracker:
+        tracker.mark_interrupted()
+        done = {} if force else tracker.finished_trials()
+        todo = [(m, t) for m, t in trials if trial_id(t) not in done]
+        logger.info(f"sweep {name}: {len(trials)} trials, {len(trials) - len(todo)} already finished, {len(todo)} to run")
+        version_of = {str(project_path(p)): versions[alias] for alias, p in prof.datasets.items()}
+        outcomes = []
+        size = prof.ray.trials_per_batch or 4 * (prof.ray.max_concurrent_trials or os.cpu_count() or 1)
+        for start in range(0, len(todo), size):
+            batch = run_on_ray(todo[start : start + size], prof, name)
+            for o in batch:
+                track(tracker, o, method_of[o.trial_id], version_of.get(o.config.dataset, ""))
+            outcomes += batch
+            logger.info(f"sweep {name}: {len(done) + len(outcomes)}/{len(trials)} trials recorded")
+        out_dir = project_path(report_dir) if report_dir else PROJECT_DIR / "reports" / name
+        records = previous_records(out_dir, set(done))
+        records += [outcome_record(o, method_of[o.trial_id]) for o in outcomes]
+        finished = [o for o in outcomes if o.status == "finished"]
+        if finished:
+            best = max(finished, key=lambda o: o.metrics.get("map@r", 0.0))
+            tracker.log_best_model(best, prof.mlflow.registered_model)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"sweep": name, "profile": profile_name, "overrides": overrides or {}, "params": params_path, "versions": versions,
+                "seconds": round(time.perf_counter() - started, 1), "mlflow_parent": tracker.parent_url()}
+        (out_dir / "sweep.json").write_text(json.dumps(meta, indent=1))
+        report = write_report(out_dir, name, profile_name, prof, records, versions, time.perf_counter() - started)
+        tracker.log_report(report.parent)
+        create_markdown_artifact(key="dml-sweep-results", markdown=markdown_table(records), description=f"sweep {name}")
+        create_link_artifact(key="dml-sweep-mlflow", link=tracker.parent_url(), description="the sweep's MLflow parent run")
+        failed = [r for r in records if r["status"] != "finished"]
+        logger.info(f"report: {report}; {len(failed)} failed trial(s)")
+    return str(report)

@@ -1,0 +1,218 @@
+"""The sweep profiles, the `dml` command and the Prefect flow `dml-sweep`, end to end."""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dml_core.sweep.profile import apply_overrides, load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+DML = str(Path(sys.executable).with_name("dml"))
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+# -- profiles and overrides (fast) --------------------------------------------------------------
+@pytest.mark.parametrize("name", ["quick", "smoke", "full", "paper"])
+def test_every_profile_of_params_yaml_validates(name):
+    profile_name, profile = load_profile(ROOT / "params.yaml", name)
+    trials = profile.trials()
+    assert profile_name == name and trials
+    assert len({id(t) for _, t in trials}) == len(trials)
+    if name != "paper":
+        assert set(profile.comparisons) == {f"C{i}" for i in range(1, 10)}
+
+
+def test_quick_is_the_default_and_shares_one_protocol():
+    name, quick = load_profile(ROOT / "params.yaml")
+    assert name == "quick" and len(quick.seeds) >= 3
+    for _, t in quick.trials():
+        assert t.model == quick.model and t.optimizer == quick.optimizer and t.train == quick.train
+
+
+def test_dotted_overrides():
+    _, p = load_profile(ROOT / "params.yaml", "smoke", {"train.epochs": 2, "seeds": [3, 4], "model.options.width": 8})
+    assert p.train.epochs == 2 and p.seeds == [3, 4] and p.model.options["width"] == 8
+    assert apply_overrides({"a": {"b": 1}}, ["a.c=[1, 2]", "d=x"]) == {"a": {"b": 1, "c": [1, 2]}, "d": "x"}
+
+
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        ({"train.epoch": 2}, "profiles.smoke.train.epoch"),
+        ({"train.epochs": 0}, "profiles.smoke.train.epochs"),
+        ({"train.epochs": "many"}, "profiles.smoke.train.epochs"),
+        ({"methods.npair.loss.name": "npairs"}, "unknown loss name 'npairs'"),
+        ({"methods.triplet_all.loss.options.margn": 1}, "unknown option 'margn'"),
+        ({"comparisons.CX": {"claim": "x", "methods": ["nope"]}}, "comparisons.CX.methods: unknown method 'nope'"),
+        ({"comparisons.C1.methods": ["nope"]}, "is not a method of this comparison"),
+    ],
+)
+def test_bad_params_name_the_key(overrides, key):
+    with pytest.raises(ValueError) as e:
+        load_profile(ROOT / "params.yaml", "smoke", overrides)
+    assert key in str(e.value)
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown profile 'quik'.*quick.*smoke"):
+        load_profile(ROOT / "params.yaml", "quik")
+
+
+def test_cli_refuses_bad_params_before_starting_anything(tmp_path):
+    start = time.perf_counter()
+    out = subprocess.run([DML, "sweep", "--profile", "smoke", "--set", "train.epochs=0"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "profiles.smoke.train.epochs" in out.stderr
+    assert "Prefect" not in out.stderr and "Ray" not in out.stderr
+    assert time.perf_counter() - start < 60
+    bad = yaml.safe_load((ROOT / "params.yaml").read_text())
+    bad["profiles"]["quick"]["loss_typo"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
+    out = subprocess.run([DML, "validate", "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "profiles.quick.loss_typo" in out.stderr
+
+
+def test_cli_help_names_the_commands():
+    out = subprocess.run([DML, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for cmd in ("prepare", "validate", "sweep", "report"):
+        assert cmd in out.stdout
+
+
+# -- the flow, for real (slow) ------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def runs_in(db: Path) -> list[tuple]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as con:
+        try:
+            return con.execute("select run_uuid, status from runs").fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def child_trial_ids(db: Path, status: str = "FINISHED") -> set[str]:
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "select t.value from tags t join runs r on r.run_uuid = t.run_uuid where t.key = 'dml.trial_id' and r.status = ?",
+            (status,),
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.slow
+def test_flow_fails_at_validation_before_data_or_ray(tmp_path):
+    from flows.sweep import dml_sweep
+
+    env_before = set(os.listdir(ROOT))
+    with pytest.raises(ValueError, match="profiles.smoke.train.epochs"):
+        dml_sweep(profile="smoke", overrides={"train.epochs": -1})
+    assert set(os.listdir(ROOT)) == env_before  # no ray_results, no reports, no mlflow.db
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_with_the_remaining_trials_only(tmp_path):
+    db = tmp_path / "mlflow.db"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONUNBUFFERED="1")
+    args = [DML, "sweep", "--profile", "smoke", "--set", "ray.trials_per_batch=2", "--set", "mlflow.experiment=resume-test"]
+    first = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and len(child_trial_ids(db) if runs_in(db) else ()) < 2:
+            assert first.poll() is None, first.stdout.read().decode()[-3000:]
+            time.sleep(2)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the whole sweep: driver, Prefect, Ray workers
+        first.wait()
+    done_before = child_trial_ids(db)
+    assert 2 <= len(done_before) < 20
+    assert any(status == "RUNNING" for _, status in runs_in(db))  # the parent, killed mid-way
+    second = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    log = second.stdout + second.stderr
+    assert f"{len(done_before)} already finished, {20 - len(done_before)} to run" in log
+    assert len(child_trial_ids(db)) == 20
+    assert not any(status == "RUNNING" for _, status in runs_in(db))
+    with sqlite3.connect(db) as con:  # the killed parent run was reopened and finished, not duplicated
+        parents = con.execute(
+            "select count(*) from runs r where not exists (select 1 from tags t where t.run_uuid = r.run_uuid and t.key = 'mlflow.parentRunId')"
+        ).fetchone()[0]
+    assert parents == 1
+
+
+@pytest.mark.slow
+def test_deployment_runs_on_a_real_prefect_server_and_worker(tmp_path):
+    """make serve's script on private ports, then the README's command, to Completed."""
+    env = dict(
+        os.environ,
+        SERVE_DIR=str(tmp_path / "serve"),
+        PREFECT_PORT=str(free_port()),
+        MLFLOW_PORT=str(free_port()),
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+    )
+    api = f"http://127.0.0.1:{env['PREFECT_PORT']}/api"
+    try:
+        up = subprocess.run([str(ROOT / "scripts" / "serve.sh")], env=env, capture_output=True, text=True, timeout=300)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        cli = dict(env, PREFECT_API_URL=api)
+        run = subprocess.run(
+            [PREFECT, "deployment", "run", "dml-sweep/default", "-p", "profile=smoke", "-p", 'overrides={"mlflow.experiment": "e2e"}'],
+            env=cli, capture_output=True, text=True, timeout=120,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        flow_run_id = next(line.split()[-1] for line in run.stdout.splitlines() if "UUID" in line)
+        state = wait_for_flow_run(flow_run_id, cli, timeout=900)
+        assert state == "COMPLETED", Path(env["SERVE_DIR"], "prefect-worker.log").read_text()[-4000:]
+        check_mlflow(f"http://127.0.0.1:{env['MLFLOW_PORT']}", "e2e")
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "stop.sh")], env=env, timeout=120)
+
+
+def wait_for_flow_run(flow_run_id: str, env: dict, timeout: float) -> str:
+    code = (
+        "import asyncio, sys\n"
+        "from prefect.client.orchestration import get_client\n"
+        "async def main():\n"
+        "    async with get_client() as c:\n"
+        f"        r = await c.read_flow_run('{flow_run_id}')\n"
+        "        print(r.state.type.value if r.state else 'NONE')\n"
+        "asyncio.run(main())\n"
+    )
+    deadline = time.time() + timeout
+    state = "NONE"
+    while time.time() < deadline:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        state = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "NONE"
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state
+        time.sleep(5)
+    return state
+
+
+def check_mlflow(uri: str, experiment: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 20 and all(r.info.status == "FINISHED" for r in children)
+    history = client.get_metric_history(children[0].info.run_id, "train_loss") or client.get_metric_history(children[0].info.run_id, "train/loss")
+    assert history
+    versions = client.search_model_versions("name='dml-embedder'")
+    assert versions

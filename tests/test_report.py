@@ -1,0 +1,350 @@
+"""The comparisons report: verdicts with a known answer, the paired test against a hand
+computation, the C9 raw-pixel baselines, the published-ranking agreement, and the whole
+builder on records shaped like a real sweep's results.json."""
+import copy
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from dml_core.report.build import build_report, verdict_table
+from dml_core.report.published import PUBLISHED, published_table, ranking_agreement
+from dml_core.report.verdict import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, judge, overall, parse_claim
+from dml_core.sweep.profile import Profile, load_profile
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+# -- synthetic records ------------------------------------------------------------------------
+def record(method, seed, metrics, *, status="finished", history=None, embeddings_path=None, dataset="/nowhere", max_items=None):
+    return {
+        "trial_id": f"{method}-{seed}", "name": f"{method}-seed{seed}", "method": method, "seed": seed,
+        "status": status, "error": None if status == "finished" else "TrialError: the loss became nan\nTraceback...",
+        "metrics": metrics if status == "finished" else {}, "history": history or [],
+        "embeddings_path": embeddings_path, "model_path": None, "seconds": 1.5,
+        "config": {"dataset": dataset, "eval": {"ks": [1, 2, 4, 8], "max_items": max_items, "split": "eval", "distance": None},
+                   "distance": None, "seed": seed},
+    }
+
+
+BASE = np.array([0.700, 0.720, 0.690, 0.710, 0.730])
+SEEDS = [0, 1, 2, 3, 4]
+
+
+def class_metrics(r1, shift=0.0):
+    return {"recall@1": r1, "recall@2": min(r1 + 0.08, 1), "recall@4": min(r1 + 0.14, 1), "recall@8": min(r1 + 0.2, 1),
+            "map@r": r1 / 3 + shift, "r_precision": r1 / 2, "nmi": 0.3 + shift, "precision@1": r1}
+
+
+def known_answer_records():
+    """`gain` clearly beats `base`; `same` is noise around it; `worse` clearly loses."""
+    gain = BASE + np.array([0.05, 0.06, 0.04, 0.05, 0.055])
+    same = BASE + np.array([0.010, -0.012, 0.004, -0.006, 0.003])
+    worse = BASE - np.array([0.05, 0.06, 0.04, 0.05, 0.055])
+    out = []
+    for name, values in (("base", BASE), ("gain", gain), ("same", same), ("worse", worse)):
+        out += [record(name, s, class_metrics(float(v))) for s, v in zip(SEEDS, values)]
+    return out
+
+
+def known_answer_profile() -> Profile:
+    return Profile.model_validate({
+        "description": "synthetic known answers",
+        "seeds": SEEDS,
+        "methods": {m: {"loss": "contrastive"} for m in ("base", "gain", "same", "worse")},
+        "comparisons": {
+            "G": {"claim": "gain beats base", "methods": ["base", "gain"], "expect": ["gain > base"]},
+            "N": {"claim": "same beats base", "methods": ["base", "same"], "expect": ["same > base"]},
+            "R": {"claim": "worse beats base", "methods": ["base", "worse"], "expect": ["worse > base"]},
+        },
+    })
+
+
+# -- verdicts ---------------------------------------------------------------------------------
+def test_known_answers_give_the_three_verdicts(tmp_path):
+    records = known_answer_records()
+    assert judge("gain > base", records, "recall@1").verdict == HOLDS
+    assert judge("same > base", records, "recall@1").verdict == INCONCLUSIVE
+    assert judge("worse > base", records, "recall@1").verdict == DOES_NOT_HOLD
+    # "A < B" is "B > A"; a two-sided claim holds for a real difference either way.
+    assert judge("base < gain", records, "recall@1").verdict == HOLDS
+    assert judge("worse != base", records, "recall@1").verdict == HOLDS
+    assert judge("same != base", records, "recall@1").verdict == INCONCLUSIVE
+
+    # ... and the same through the report builder, into verdicts.json, metrics.json and report.md.
+    build_report(tmp_path, "synthetic", "synthetic", known_answer_profile(), records, {"default": "abc.dir"}, 90.0)
+    doc = json.loads((tmp_path / "verdicts.json").read_text())
+    got = {cid: [v["verdict"] for v in c["verdicts"]] for cid, c in doc["comparisons"].items()}
+    assert got == {"G": [HOLDS], "N": [INCONCLUSIVE], "R": [DOES_NOT_HOLD]}
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["G"]["gain_vs_base.holds"] == 1 and metrics["R"]["worse_vs_base.holds"] == -1
+    assert metrics["N"]["same_vs_base.holds"] == 0
+    assert metrics["G"]["gain.recall@1"] == pytest.approx(float(np.mean(BASE + [0.05, 0.06, 0.04, 0.05, 0.055])))
+    md = (tmp_path / "report.md").read_text()
+    assert "| G | `gain > base` | R@1 |" in md and "**holds**" in md and "**does not hold**" in md
+    assert "1.5 min (the 20-minute target applies to the `quick` profile" in md
+    table = verdict_table(tmp_path)
+    assert "`gain > base`" in table and "`worse > base`" in table and "commit" in table
+
+
+def test_paired_test_equals_a_hand_computation():
+    records = known_answer_records()
+    v = judge("gain > base", records, "recall@1")
+    a = np.array([r["metrics"]["recall@1"] for r in records if r["method"] == "gain"])
+    b = np.array([r["metrics"]["recall@1"] for r in records if r["method"] == "base"])
+    d = a - b
+    n = len(d)
+    se = d.std(ddof=1) / math.sqrt(n)
+    t = d.mean() / se
+    assert v.p == pytest.approx(stats.t.sf(t, n - 1), rel=1e-9)
+    assert v.p_opposite == pytest.approx(stats.t.cdf(t, n - 1), rel=1e-9)
+    half = stats.t.ppf(0.975, n - 1) * se
+    assert (v.diff, v.low, v.high) == pytest.approx((d.mean(), d.mean() - half, d.mean() + half))
+    assert v.n == 5 and "paired t-test" in v.test
+    two = judge("gain != base", records, "recall@1")
+    assert two.p == pytest.approx(2 * stats.t.sf(abs(t), n - 1), rel=1e-9)
+
+    # Pairs are by seed: a failed seed drops its pair, it is never matched with another seed.
+    broken = [r for r in records if not (r["method"] == "gain" and r["seed"] == 2)]
+    broken.append(record("gain", 2, {}, status="failed"))
+    v4 = judge("gain > base", broken, "recall@1")
+    keep = [0, 1, 3, 4]
+    assert v4.n == 4 and v4.seeds == keep
+    assert v4.p == pytest.approx(stats.ttest_rel(a[keep], b[keep], alternative="greater").pvalue)
+
+    # Against a fixed baseline (seed None, one value): a one-sample t-test of the seeds.
+    fixed = records + [record("raw_euclidean", None, class_metrics(0.74))]
+    vb = judge("gain > raw_euclidean", fixed, "recall@1")
+    assert "one-sample" in vb.test and vb.n == 5
+    assert vb.p == pytest.approx(stats.ttest_1samp(a, 0.74, alternative="greater").pvalue)
+    assert judge("raw_euclidean > base", fixed, "recall@1").verdict == HOLDS  # 0.74 beats every base seed
+
+
+def test_too_few_seeds_or_no_variation_is_inconclusive():
+    one = [record("a", 0, class_metrics(0.9)), record("b", 0, class_metrics(0.1))]
+    v = judge("a > b", one, "recall@1")
+    assert v.verdict == INCONCLUSIVE and v.n == 1 and "at least 2" in v.reason and v.diff == pytest.approx(0.8)
+    equal = [record(m, s, class_metrics(0.5)) for m in "ab" for s in (0, 1, 2)]
+    v = judge("a > b", equal, "recall@1")
+    assert v.verdict == INCONCLUSIVE and math.isnan(v.p)
+    missing = judge("a > c", equal, "recall@1")
+    assert missing.verdict == INCONCLUSIVE and "no finished run" in missing.reason
+    nan = [record("a", s, {"recall@1": float("nan")}) for s in (0, 1, 2)] + [record("b", s, class_metrics(0.5)) for s in (0, 1, 2)]
+    assert judge("a > b", nan, "recall@1").verdict == INCONCLUSIVE
+    assert parse_claim("x<y").text == "y > x"
+    with pytest.raises(ValueError):
+        parse_claim("x >> y")
+    assert overall([]) == "no claim"
+
+
+def test_expect_names_are_validated():
+    base = {
+        "methods": {"a": {"loss": "contrastive"}, "b": {"loss": "triplet"}},
+        "comparisons": {"C": {"claim": "a beats b", "methods": ["a", "b"], "expect": ["a > b"]}},
+    }
+    load_profile({"profiles": {"p": base}}, "p")
+    for expect, message in ((["a > zz"], "'zz' is not a method"), (["a >> b"], "is not 'A > B'"),
+                            (["a > raw_cosine"], "baselines: true"), (["a > a"], "itself")):
+        bad = copy.deepcopy(base)
+        bad["comparisons"]["C"]["expect"] = expect
+        with pytest.raises(ValueError, match=r"profiles\.p\.comparisons\.C"):
+            load_profile({"profiles": {"p": bad}}, "p")
+        with pytest.raises(ValueError, match=message):
+            load_profile({"profiles": {"p": bad}}, "p")
+    ok = copy.deepcopy(base)
+    ok["comparisons"]["C"].update(baselines=True, expect=["a > raw_cosine", "raw_pca_whitened < b", "a != b"])
+    load_profile({"profiles": {"p": ok}}, "p")
+    # The project's own profiles carry their claims, and C7 is judged on a metric it reports.
+    _, quick = load_profile(PROJECT / "params.yaml", "quick")
+    assert all(c.expect for c in quick.comparisons.values())
+    assert quick.comparisons["C7"].metric == "ndcg@8"
+    assert f"ndcg@{max(quick.eval.ks)}" == quick.comparisons["C7"].metric
+    _, paper = load_profile(PROJECT / "params.yaml", "paper")
+    assert all(c.expect for c in paper.comparisons.values())
+
+
+# -- published numbers -------------------------------------------------------------------------
+def test_published_ranking_agreement():
+    ours = {"triplet_batch_semihard": 0.70, "lifted_smooth": 0.72, "npair": 0.74, "facility_location": 0.76}
+    a = ranking_agreement(ours, "recall@1", "CUB-200-2011")
+    assert a["agrees"] and a["tau"] == pytest.approx(1.0) and a["n"] == 4
+    assert a["ours"] == ["facility location", "N-pair", "lifted structured", "triplet semi-hard"] == a["published"]
+    reversed_ = {k: -v for k, v in ours.items()}
+    r = ranking_agreement(reversed_, "nmi", "Cars196")
+    assert not r["agrees"] and r["tau"] == pytest.approx(-1.0) and "differs" in r["text"]
+    swap = dict(ours, npair=0.77)  # N-pair above facility location: one discordant pair of six
+    s = ranking_agreement(swap, "recall@1", "Cars196")
+    assert not s["agrees"] and s["tau"] == pytest.approx(4 / 6)
+    assert s["tau"] == pytest.approx(stats.kendalltau([0.70, 0.72, 0.77, 0.76], [51.54, 52.98, 53.90, 58.11]).statistic)
+    partial = ranking_agreement({"npair": 0.5, "facility_location": 0.6}, "nmi")
+    assert partial["n"] == 2 and partial["agrees"] and "Only 2 of the 4" in partial["text"]
+    table = published_table()
+    assert "Published, not ours" in table and "59.23" in table and "58.11" in table
+    assert PUBLISHED["CUB-200-2011"]["N-pair"]["recall@8"] == 79.49
+    with pytest.raises(ValueError):
+        ranking_agreement(ours, "map@r")
+
+
+# -- baselines on a tiny prepared dataset -------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny Fashion-MNIST-like set prepared like the real one, and its rotation set."""
+    from dml_core.data import prepare_dataset
+    from dml_core.data.synthetic import write_fashion_mnist
+
+    root = tmp_path_factory.mktemp("tiny_report")
+    raw = write_fashion_mnist(root / "raw", per_class=(24, 8))
+    prepare_dataset("fashion_mnist", raw, root / "prepared" / "fashion_mnist")
+    prepare_dataset("rotation", raw, root / "prepared" / "rotation")
+    return root / "prepared"
+
+
+def brute_recall_at_1(x: np.ndarray, labels: np.ndarray) -> float:
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    return float(np.mean(labels[np.argmin(d, axis=1)] == labels))
+
+
+def test_baselines_are_scored_like_embeddings(tiny):
+    from sklearn.covariance import LedoitWolf
+    from sklearn.decomposition import PCA
+
+    from dml_core.data import PreparedDataset
+    from dml_core.metrics import evaluate
+    from dml_core.report.baselines import raw_baselines, raw_pixels
+    from dml_core.training.embed import stratified_subset
+
+    ds_dir = tiny / "fashion_mnist"
+    got = {r["method"]: r for r in raw_baselines(ds_dir, 100, ks=(1, 2), pca_components=16)}
+    assert set(got) == {"raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened"}
+    assert all(r["status"] == "finished" and r["seed"] is None and r["history"] == [] for r in got.values())
+
+    ev = PreparedDataset(ds_dir, "eval")
+    rows = stratified_subset(ev.labels, 100, seed=0)  # the rows every trial is scored on
+    x, y = raw_pixels(ev, rows), ev.labels[rows]
+    assert got["raw_euclidean"]["metrics"]["queries"] == len(rows)
+    assert got["raw_euclidean"]["metrics"] == pytest.approx(evaluate(x, y, ks=(1, 2), distance="euclidean", seed=0))
+    assert got["raw_cosine"]["metrics"] == pytest.approx(evaluate(x, y, ks=(1, 2), distance="cosine", seed=0))
+
+    # Mahalanobis and PCA whitening, both fitted on the training split only, checked
+    # against scikit-learn and a brute-force nearest neighbour.
+    tr = PreparedDataset(ds_dir, "train")
+    train = raw_pixels(tr, stratified_subset(tr.labels, 10_000, seed=0))
+    precision = LedoitWolf(assume_centered=False).fit(train).precision_
+    chol = np.linalg.cholesky(precision)  # d^T P d = |L^T d|^2
+    assert got["raw_mahalanobis"]["metrics"]["recall@1"] == pytest.approx(brute_recall_at_1(x @ chol, y))
+    pca = PCA(n_components=16, whiten=True, svd_solver="full").fit(train)
+    assert got["raw_pca_whitened"]["metrics"]["recall@1"] == pytest.approx(brute_recall_at_1(pca.transform(x), y))
+
+    missing = raw_baselines(tiny / "nope", 100)
+    assert all(r["status"] == "failed" and r["error"] for r in missing)
+
+
+# -- the whole report on records shaped like a real sweep's ---------------------------------
+def fake_sweep(tiny, out: Path, profile: Profile, seeds=(0, 1, 2), epochs=3, max_items=60) -> list[dict]:
+    """Every method of the profile x seeds, with histories and real Parquet embeddings of the
+    tiny eval rows (class-structured, better for some methods than others)."""
+    from dml_core.data import PreparedDataset
+    from dml_core.metrics import evaluate, evaluate_continuous, save_embeddings
+    from dml_core.training.embed import stratified_subset
+    from dml_core.training.trial import continuous_targets
+
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, (name, method) in enumerate(profile.methods.items()):
+        ds_dir = tiny / Path(profile.datasets[method.dataset]).name
+        ev = PreparedDataset(ds_dir, "eval")
+        rows = stratified_subset(ev.labels, max_items, seed=0)
+        labels = ev.labels[rows]
+        for seed in seeds:
+            rng = np.random.default_rng(1000 * i + seed)
+            spread = 0.6 + 0.1 * (i % 5) + 0.05 * rng.random()
+            if method.labels == "class":
+                centres = rng.normal(size=(10, 8))
+                emb = centres[labels] + spread * rng.normal(size=(len(rows), 8))
+            else:
+                angle = np.radians(ev.continuous_labels[rows])
+                emb = np.stack([np.cos(angle), np.sin(angle)], 1) * 3 + spread * rng.normal(size=(len(rows), 2))
+                emb = np.concatenate([emb, rng.normal(size=(len(rows), 6))], 1)
+            emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+            path = out / f"{name}-{seed}.parquet"
+            save_embeddings(path, emb, labels, metadata={"data_version": f"v-{ds_dir.name}.dir"})
+            if method.labels == "class":
+                metrics = evaluate(emb, labels, ks=(1, 2, 4, 8), seed=0)
+            else:
+                metrics = evaluate_continuous(emb, continuous_targets(ev.continuous_labels[rows]).numpy(), ks=[1, 2, 4, 8])
+            history = []
+            for e in range(epochs):
+                h = {"epoch": float(e), "train/loss": 1.0 / (e + 1) + 0.1 * i, "train/steps": 3.0}
+                h.update({f"val/{k}": v * (0.8 + 0.1 * e) for k, v in metrics.items()})
+                h.update({f"eval/{k}": v * (0.8 + 0.1 * e) for k, v in metrics.items()})
+                history.append(h)
+            records.append(record(name, seed, metrics, history=history, embeddings_path=str(path),
+                                  dataset=str(ds_dir), max_items=max_items))
+    records.append(record("npair", 3, {}, status="failed", dataset=str(tiny / "fashion_mnist")))
+    return records
+
+
+def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path):
+    from dml_core.report.baselines import raw_baselines
+    from flows.report import write_sweep_report
+
+    _, profile = load_profile(PROJECT / "params.yaml", "quick")
+    records = fake_sweep(tiny, tmp_path / "artifacts", profile)
+    out = tmp_path / "reports" / "quick-test"
+    baselines = raw_baselines(tiny / "fashion_mnist", 60, ks=(1, 2, 4, 8))
+    report = build_report(out, "quick-test", "quick", profile, records, {"default": "v1.dir", "rotation": "v2.dir"}, 600.0, baselines)
+    assert report == out / "report.md"
+    md = report.read_text()
+    html = (out / "report.html").read_text()
+    assert "10.0 min (within the 20-minute target" in md and "default `v1.dir`" in md
+    for cid in profile.comparisons:
+        assert f"## {cid}: " in md
+        for kind in ("recall", "training", "embedding", "retrieval"):
+            png = out / "plots" / f"{cid}_{kind}.png"
+            assert png.is_file() and png.stat().st_size > 5000, png
+            assert f"(plots/{cid}_{kind}.png)" in md and f'src="plots/{cid}_{kind}.png"' in html
+    assert "not drawn" not in md
+    assert "Published, not ours" in md and "Kendall tau" in md
+    assert "NDCG@8" in md and "Spearman" in md and "raw_mahalanobis" in md
+    assert "## Failed trials" in md and "`npair-seed3`" in md
+    assert "<table>" in html and "<h2" in html
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == set(profile.comparisons)
+    assert "triplet_batch_semihard.recall@1" in metrics["C1"] and "log_ratio.ndcg@8" in metrics["C7"]
+    assert "raw_euclidean.recall@1" in metrics["C9"]
+    assert all(isinstance(v, (int, float)) or v is None for c in metrics.values() for v in c.values())
+    doc = json.loads((out / "verdicts.json").read_text())
+    assert [v["claim"] for v in doc["comparisons"]["C9"]["verdicts"]][0] == "triplet_batch_semihard > raw_euclidean"
+    assert "one-sample" in doc["comparisons"]["C9"]["verdicts"][0]["test"]
+    assert len(doc["comparisons"]["C5"]["published_ranking"]) == 4
+    assert not list(out.glob(".*tmp*")) and not list((out / "plots").glob(".*tmp*"))
+
+    # The flow's writer: results.json, the C9 baselines of the default dataset (cached), the report.
+    # The re-render keeps the wall time the first build recorded.
+    out2 = tmp_path / "reports" / "quick-flow"
+    shutil.copytree(out, out2)
+    (out2 / "report.md").unlink()
+    write_sweep_report(out2, "quick-flow", "quick", profile, records, {}, 0.0)
+    assert json.loads((out2 / "results.json").read_text())[0]["method"] == records[0]["method"]
+    cached = json.loads((out2 / "baselines.json").read_text())
+    assert {r["method"] for r in cached["records"]} == {"raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened"}
+    assert "10.0 min" in (out2 / "report.md").read_text()
+
+
+def test_build_report_on_the_real_smoke_results(tmp_path):
+    """The last smoke sweep's results.json, if this checkout has one (reports/ is not in git)."""
+    found = sorted((PROJECT / "reports").glob("smoke-*/results.json"))
+    if not found:
+        pytest.skip("no reports/smoke-*/results.json here (run `dml sweep --profile smoke`)")
+    records = json.loads(found[-1].read_text())
+    _, profile = load_profile(PROJECT / "params.yaml", "smoke")
+    build_report(tmp_path, found[-1].parent.name, "smoke", profile, records, {}, 0.0)
+    md = (tmp_path / "report.md").read_text()
+    assert all(f"## {cid}: " in md for cid in profile.comparisons)
+    assert (tmp_path / "report.html").is_file() and json.loads((tmp_path / "metrics.json").read_text())
+    assert len(list((tmp_path / "plots").glob("*.png"))) >= 2 * len(profile.comparisons)
