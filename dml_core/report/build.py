@@ -230,6 +230,19 @@ def component_text(c) -> str:
     return f"{c.name}({opts})" if opts else c.name
 
 
+def loss_distance(m) -> str:
+    """The distance the method's loss really uses: its own option, the method's, or the
+    loss's default (triplet's is squared Euclidean, contrastive's Euclidean)."""
+    from ..losses import LOSSES
+
+    if "distance" in m.loss.options:
+        return str(m.loss.options["distance"])
+    if m.distance:
+        return m.distance
+    default = LOSSES.options(m.loss.name).get("distance")
+    return f"{default} (default)" if isinstance(default, str) else "-"
+
+
 def setup_table(profile, methods: list[str], baselines: list[dict]) -> str:
     lines = ["| method | loss | miner | distance | labels | data | sampler |", "|---|---|---|---|---|---|---|"]
     for name in methods:
@@ -239,7 +252,7 @@ def setup_table(profile, methods: list[str], baselines: list[dict]) -> str:
             continue
         sampler = ", ".join(f"{k}={v}" for k, v in m.sampler.items()) or "shared"
         lines.append(
-            f"| `{name}` | {component_text(m.loss)} | {component_text(m.miner)} | {m.distance or 'euclidean (default)'} | "
+            f"| `{name}` | {component_text(m.loss)} | {component_text(m.miner)} | {loss_distance(m)} | "
             f"{m.labels} | {m.dataset} | {sampler} |"
         )
     for r in baselines:
