@@ -66,8 +66,31 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 README_PROFILE = "quick"  # the README shows the latest run of the default profile
 
 
+PUBLISHED = ("report.md", "report.html", "metrics.json", "verdicts.json", "plots")
+
+
+def publish(report_dir: Path, dest: Path) -> Path:
+    """Copy the report (not the per-trial results) to dest, replacing what was there: the
+    snapshot the README links to, small enough to commit."""
+    import shutil
+
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in PUBLISHED:
+        src = report_dir / name
+        if src.is_dir():
+            shutil.copytree(src, tmp / name)
+        elif src.is_file():
+            shutil.copy2(src, tmp / name)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
+
+
 def update_readme(report_dir: Path, readme: Path = PROJECT_DIR / "README.md") -> bool:
-    """Replace the README's results section with the verdicts of this report."""
+    """Replace the README's results section with the verdicts of this report, and publish
+    the report under docs/results/ so the link works in any clone."""
     from dml_core.report.build import verdict_table
 
     if not readme.is_file():
@@ -77,7 +100,8 @@ def update_readme(report_dir: Path, readme: Path = PROJECT_DIR / "README.md") ->
         return False
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    rel = os.path.relpath(report_dir / "report.md", readme.parent)
+    snapshot = publish(report_dir, readme.parent / "docs" / "results" / README_PROFILE)
+    rel = os.path.relpath(snapshot / "report.md", readme.parent)
     body = f"{README_START}\n{verdict_table(report_dir)}\n\nThe full report: [{rel}]({rel}).\n{README_END}"
     write_atomic(readme, head + body + tail)
     return True

@@ -153,6 +153,20 @@ def test_small_chunks_and_heavy_ties_give_the_same_answer():
         assert_matches(evaluate(x, y, ks=(1, 5, 20), nmi=False, max_entries=max_entries), expected)
 
 
+def test_query_chunks_bound_the_entries_held_at_once():
+    from dml_core.metrics.knn import query_chunks
+
+    sizes = np.sort(np.random.default_rng(0).integers(1, 400, 5000))
+    chunks = list(query_chunks(sizes, 8, max_entries=20_000, max_rows=1000))
+    assert chunks[0][0] == 0 and chunks[-1][1] == 5000
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))  # contiguous, in order
+    for s, e, k in chunks:
+        assert k >= max(sizes[s:e].max(), 8)  # deep enough for every query's R
+        assert (e - s) * k <= 20_000 and e - s <= 1000
+    # A single query deeper than the budget still gets its own chunk.
+    assert list(query_chunks(np.array([50_000]), 8, max_entries=1000)) == [(0, 1, 50_000)]
+
+
 def test_random_continuous_data_matches_reference():
     rng = np.random.default_rng(5)
     centers = rng.normal(0, 2, (8, 12))
@@ -288,6 +302,14 @@ def test_bad_input_raises_value_error_naming_the_argument(case):
     call, match = bad_inputs()[case]
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_distance_object_is_accepted_by_its_registry_name():
+    class Cosine:  # what dml_core.distances registers: a class attribute `registry_name`
+        registry_name = "cosine"
+
+    x, y = sign_data(60, 3, seed=14)
+    assert evaluate(x, y, distance=Cosine(), nmi=False) == evaluate(x, y, distance="cosine", nmi=False)
 
 
 def test_largest_allowed_k_works():

@@ -17,6 +17,7 @@ L2-normalised vectors; "dot" is the inner product itself, larger is closer.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
@@ -29,6 +30,10 @@ INDEXES = ("flat", "hnsw")
 # metrics that follow, so the default keeps a chunk near 200 MB whatever the data size.
 DEFAULT_MAX_ENTRIES = 4_000_000
 DEFAULT_MAX_ROWS = 16_384
+# FAISS keeps top-k lists in heaps below k = faiss.cvar.distance_compute_min_k_reservoir
+# (100) and in a reservoir from there on; at 60k x 128 the reservoir measured 7% faster at
+# k = 64 and 90, and 1.6x faster at k = 1000, so searches from k = 50 on use it.
+RESERVOIR_MIN_K = 50
 
 
 def resolve_distance(distance) -> str:
@@ -106,7 +111,8 @@ class KnnSearcher:
         k_search = min(self.n, k_need + self.margin)
         if self.index_name == "hnsw":
             self.index.hnsw.efSearch = max(64, 2 * k_search)
-        dist, ids = self.index.search(queries, k_search)
+        with _reservoir_from(RESERVOIR_MIN_K):
+            dist, ids = self.index.search(queries, k_search)
         key = dist if self.kind == "l2" else -dist
         key[ids < 0] = np.inf
         ids, key = _sort_rows(ids, key)
@@ -141,7 +147,7 @@ class KnnSearcher:
             q = queries[s : s + block]
             key = q @ self.reference.T
             if self.kind == "l2":
-                # FAISS's own formula, clamped like FAISS does: |q|^2 + |r|^2 - 2 q.r >= 0.
+                # FAISS's formula, |q|^2 + |r|^2 - 2 q.r; rounding can take it below 0.
                 key *= -2.0
                 key += np.einsum("ij,ij->i", q, q)[:, None]
                 key += self._ref_sq[None, :]
@@ -159,6 +165,18 @@ class KnnSearcher:
             keys.append(np.take_along_axis(kk, order, axis=1))
             idss.append(np.take_along_axis(cols, order, axis=1).astype(np.int64))
         return np.concatenate(keys), np.concatenate(idss)
+
+
+@contextmanager
+def _reservoir_from(k: int):
+    import faiss
+
+    before = faiss.cvar.distance_compute_min_k_reservoir
+    faiss.cvar.distance_compute_min_k_reservoir = min(before, k)
+    try:
+        yield
+    finally:
+        faiss.cvar.distance_compute_min_k_reservoir = before
 
 
 def _sort_rows(ids: np.ndarray, key: np.ndarray):
