@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--ours-max-gib", type=float, default=6.0, help="skip our margin-miner rows whose output alone exceeds this")
     parser.add_argument("--pml-max-gib", type=float, default=6.0, help="skip PML rows whose all-triplet indices exceed this")
+    parser.add_argument("--only", nargs="+", metavar="CASE", help="only the cases whose name contains one of these")
     args = parser.parse_args()
     if args.case:
         return child(json.loads(args.case))
@@ -142,6 +143,8 @@ def main() -> None:
     for batch in args.sizes:
         counts = region_counts(batch)
         for name, (_, _, miner_name, pml) in CASES.items():
+            if args.only and not any(o in name for o in args.only):
+                continue
             if miner_name in ("semihard", "hard", "easy") and counts[miner_name] * 24 / 2**30 > args.ours_max_gib:
                 ours = {"skipped": f"{counts[miner_name] / 1e6:.0f}M trip."}
             else:

@@ -129,10 +129,14 @@ def test_grid_runs_on_a_cluster_given_by_ray_address(tiny, tmp_path):
     env.pop("RAY_ADDRESS", None)
     subprocess.run([str(RAY_BIN), "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
     temp = Path("/tmp") / f"dmlray{os.getpid()}"
-    start = subprocess.run(
+    # A session of its own: every daemon `ray start` leaves behind keeps this session id,
+    # so the cleanup can find them all (some rename themselves, e.g. ray::DashboardAgent).
+    proc = subprocess.Popen(
         [str(RAY_BIN), "start", "--head", "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}", "--port=0"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
+    out, err = proc.communicate(timeout=120)
+    start = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     try:
         assert start.returncode == 0, start.stderr[-2000:]
         address = re.search(r"--address='([^']+)'", start.stdout + start.stderr).group(1)
@@ -152,14 +156,18 @@ def test_grid_runs_on_a_cluster_given_by_ray_address(tiny, tmp_path):
         assert run.returncode == 0, run.stderr[-3000:]
         assert 'STATUS ["finished", "finished"]' in run.stdout
     finally:
-        stop_cluster(temp)
+        stop_cluster(temp, proc.pid)
 
 
-def stop_cluster(temp: Path) -> None:
-    """Kill the head's processes (found by their --temp-dir), not every Ray on the machine:
-    `ray stop` would also end other users' clusters, and gcs_server ignores SIGTERM."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    pids = [int(line.split()[0]) for line in out.splitlines()[1:] if str(temp) in line]
+def stop_cluster(temp: Path, session: int) -> None:
+    """Kill the head's processes (its session, or --temp-dir in their arguments), not every
+    Ray on the machine: `ray stop` would also end other clusters; gcs_server ignores SIGTERM."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,sid,args"], capture_output=True, text=True).stdout
+    pids = []
+    for line in out.splitlines()[1:]:
+        pid, sid, args = line.split(None, 2) if len(line.split(None, 2)) == 3 else (*line.split(), "")
+        if int(sid) == session or str(temp) in args:
+            pids.append(int(pid))
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)

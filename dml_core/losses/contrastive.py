@@ -51,13 +51,18 @@ class ContrastiveLoss(MetricLoss):
             # Elementwise over the [B, B] matrix with 0/1 masks: no boolean gathers, whose
             # copies and scatter-backward cost more than the loss itself.
             pos, neg = label_masks(labels)
-            hinge_pos = torch.relu(dist - self.pos_margin) * pos
-            hinge_neg = torch.relu(self.neg_margin - dist) * neg
+            # Positive pairs are few (m - 1 per row): gather them. Negatives are most of the
+            # matrix: one masked elementwise pass, no copy of the selected entries.
+            a, p = pos.nonzero(as_tuple=True)
+            hinge_pos = torch.relu(dist[a, p] - self.pos_margin)
+            hinge_neg = torch.where(neg, torch.relu(self.neg_margin - dist), 0.0)
             if self.squared:
                 hinge_pos, hinge_neg = hinge_pos * hinge_pos, hinge_neg * hinge_neg
-            terms = hinge_pos + hinge_neg  # each entry is a positive or a negative pair, never both
-            count = int(pos.sum() + neg.sum())
-            return Terms(terms.sum(), count, int((terms > 0).sum()))
+            total = hinge_pos.sum() + hinge_neg.sum()
+            count = len(a) + int(neg.sum())
+            # Counting the non-zero terms costs a pass: only the `nonzero` reduction needs it.
+            nonzero = int((hinge_pos > 0).sum() + (hinge_neg > 0).sum()) if self.reduction == "nonzero" else 0
+            return Terms(total, count, nonzero)
         else:
             a1, p, a2, n = triplets_to_pairs(indices) if len(indices) == 3 else indices
             d_pos, d_neg = dist[a1, p], dist[a2, n]

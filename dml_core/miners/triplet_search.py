@@ -24,8 +24,9 @@ class SortedNegatives(NamedTuple):
 def label_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """pos[i, j]: same class and i != j; neg[i, j]: different class."""
     same = labels[:, None] == labels[None, :]
-    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    return same & ~eye, ~same
+    neg = ~same
+    same.fill_diagonal_(False)
+    return same, neg
 
 
 def sort_negatives(dist: torch.Tensor, neg: torch.Tensor) -> SortedNegatives:
