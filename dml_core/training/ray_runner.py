@@ -308,6 +308,8 @@ def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storag
     storage = os.path.abspath(storage_path or ray_cfg.storage_path or "ray_results")
     init_ray(ray_cfg)
     plan = plan_resources(ray_cfg, ray.cluster_resources(), len(trials))
+    # Ray runs each trial in its own directory: a relative dataset path means the driver's.
+    trials = [t if os.path.isabs(t.dataset) else t.model_copy(update={"dataset": os.path.abspath(t.dataset)}) for t in trials]
     ids = [make_id(t) for t in trials]
     if len(set(ids)) != len(ids):
         raise ValueError("the grid holds the same trial twice (equal configs); remove the duplicate")
