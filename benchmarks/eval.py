@@ -8,8 +8,8 @@ Every measurement runs in a fresh subprocess; its peak memory is the process's p
 resident set (VmHWM, which counts native FAISS/BLAS buffers, unlike tracemalloc) and its
 time is the wall time of the evaluation call alone (imports and data generation excluded).
 Each row is the best of `--repeats` runs, interleaved across methods, each started once the
-CPUs are idle (it waits up to 120 s, then runs anyway and counts it), because the machine
-may be shared.
+CPUs are idle (it waits up to --idle-timeout s, then runs anyway and counts it), because
+the machine may be shared.
 
 Methods (the same metrics on the same data):
 - ours        evaluate(x, y): recall@1/2/4/8, strict recall, mAP@k, P@1, R-precision,
@@ -194,6 +194,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--methods", default="ours,ours-knn,pml,pml-knn,sklearn-knn,ours-hnsw")
     ap.add_argument("--max-busy", type=float, default=0.1, help="CPU busy fraction to wait below (1 = never wait)")
+    ap.add_argument("--idle-timeout", type=float, default=120.0, help="seconds to wait for idle CPUs per run")
     ap.add_argument("--worker")
     ap.add_argument("--n", type=int)
     ap.add_argument("--classes", type=int)
@@ -202,7 +203,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.n, args.classes)))
         return
 
-    IDLE["max_busy"] = args.max_busy
+    IDLE["max_busy"], IDLE["timeout"] = args.max_busy, args.idle_timeout
     methods = args.methods.split(",")
     sizes = [tuple(int(v) for v in s.split(":")) for s in args.sizes.split(",")]
     print(f"# evaluation benchmark: d={DIM}, {os.cpu_count()} CPUs, best of {args.repeats} fresh-process runs")
