@@ -4,6 +4,7 @@ Imports torch and numpy only; orchestration (Prefect, Ray, MLflow) lives in flow
 """
 from .distances import build_distance
 from .losses import build_loss
+from .metrics import evaluate
 from .miners import build_miner
 
-__all__ = ["build_distance", "build_loss", "build_miner"]
+__all__ = ["build_distance", "build_loss", "build_miner", "evaluate"]

@@ -7,7 +7,7 @@ import torch
 def test_top_level_api_imports_without_orchestration_packages():
     code = (
         "import sys, dml_core\n"
-        "from dml_core import build_loss, build_miner, build_distance\n"
+        "from dml_core import build_loss, build_miner, build_distance, evaluate\n"
         "from dml_core import losses, miners, distances, samplers\n"
         "bad = [m for m in ('prefect', 'ray', 'mlflow', 'dvc', 'sklearn', 'pytorch_metric_learning') if m in sys.modules]\n"
         "assert not bad, bad\n"

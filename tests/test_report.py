@@ -289,7 +289,7 @@ def fake_sweep(tiny, out: Path, profile: Profile, seeds=(0, 1, 2), epochs=3, max
     return records
 
 
-def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path):
+def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path, monkeypatch):
     from dml_core.report.baselines import raw_baselines
     from flows.report import write_sweep_report
 
@@ -329,7 +329,14 @@ def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path):
     out2 = tmp_path / "reports" / "quick-flow"
     shutil.copytree(out, out2)
     (out2 / "report.md").unlink()
+    # A quick-profile report updates the README and docs/results: point that at a copy.
+    import flows.report
+
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- results:start -->\nPLACEHOLDER-TABLE\n<!-- results:end -->\n")
+    monkeypatch.setattr(flows.report.update_readme, "__defaults__", (readme,))
     write_sweep_report(out2, "quick-flow", "quick", profile, records, {}, 0.0)
+    assert "PLACEHOLDER-TABLE" not in readme.read_text() and (tmp_path / "docs/results/quick/report.md").is_file()
     assert json.loads((out2 / "results.json").read_text())[0]["method"] == records[0]["method"]
     cached = json.loads((out2 / "baselines.json").read_text())
     assert {r["method"] for r in cached["records"]} == {"raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened"}
