@@ -38,6 +38,9 @@ def test_gradcheck(name):
     d = build_distance(name)
     assert torch.autograd.gradcheck(lambda a: d(a), (x,))
     assert torch.autograd.gradcheck(lambda a, b: d(a, b), (x, y))
+    # one side only: the other needs no gradient
+    assert torch.autograd.gradcheck(lambda a: d(a, y.detach()), (x,))
+    assert torch.autograd.gradcheck(lambda b: d(x.detach(), b), (y,))
 
 
 @pytest.mark.parametrize("name", ["euclidean", "squared_euclidean", "cosine"])

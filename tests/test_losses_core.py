@@ -63,14 +63,18 @@ def test_contrastive_all_pairs(rng, reduction, distance, squared, pos_margin):
     np.testing.assert_allclose(float(got), ref_contrastive(x, y, reduction=reduction, **opts), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("miner", ["all_pairs", "batch_semihard"])
-def test_contrastive_with_mined_pairs(rng, miner):
+@pytest.mark.parametrize("miner", ["all_pairs", "batch_semihard", "semihard"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("squared", [True, False])
+def test_contrastive_with_mined_pairs(rng, miner, reduction, squared):
+    # semihard triplets repeat their (a, p) and (a, n) pairs: each repeat is its own term.
     x, y = clustered(rng)
     idx = build_miner(miner)(x, y)
     a1, p, a2, n = idx if len(idx) == 4 else (idx[0], idx[1], idx[0], idx[2])
     pairs = (list(zip(a1.tolist(), p.tolist())), list(zip(a2.tolist(), n.tolist())))
-    got = build_loss("contrastive", neg_margin=2.0)(x, y, idx)
-    ref = ref_contrastive(x, y, 0.0, 2.0, "euclidean", True, "mean", pairs=pairs)
+    opts = dict(pos_margin=0.3, neg_margin=2.0, squared=squared)
+    got = build_loss("contrastive", reduction=reduction, **opts)(x, y, idx)
+    ref = ref_contrastive(x, y, 0.3, 2.0, "euclidean", squared, reduction, pairs=pairs)
     np.testing.assert_allclose(float(got), ref, rtol=1e-9)
 
 
@@ -136,8 +140,9 @@ def test_gradcheck(name, opts):
     x, y = clustered(np.random.default_rng(7), n=8, dim=3, classes=3)
     loss = build_loss(name, **opts)
     assert torch.autograd.gradcheck(lambda e: loss(e, y), (x.requires_grad_(),))
-    idx = build_miner("batch_semihard")(x, y)
-    assert torch.autograd.gradcheck(lambda e: loss(e, y, idx), (x,))
+    for miner in ("batch_semihard", "semihard", "all_pairs"):
+        idx = build_miner(miner)(x, y)
+        assert torch.autograd.gradcheck(lambda e: loss(e, y, idx), (x,))
 
 
 def test_contrastive_finite_gradient_at_zero_distance():

@@ -1,7 +1,8 @@
 """Pairwise distances (METHODS.md M1-M3). `build_distance(name, **opts)` -> d(x, y=None)."""
 from __future__ import annotations
 
-from .base import Distance, safe_sqrt, squared_euclidean_matrix
+from .base import Distance
+from .expansion import euclidean_matrix, squared_euclidean_matrix
 from .cosine import CosineDistance
 from .dot import DotDistance
 from .euclidean import EuclideanDistance
@@ -28,6 +29,6 @@ __all__ = [
     "MahalanobisDistance",
     "SquaredEuclideanDistance",
     "build_distance",
-    "safe_sqrt",
+    "euclidean_matrix",
     "squared_euclidean_matrix",
 ]

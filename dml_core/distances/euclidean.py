@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Distance, safe_sqrt, squared_euclidean_matrix
+from .base import Distance
+from .expansion import euclidean_matrix
 from .registry import DISTANCES
 
 
@@ -12,4 +13,4 @@ class EuclideanDistance(Distance):
     """||x - y||_2, with a finite (zero) gradient at zero distance."""
 
     def pairwise(self, x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
-        return safe_sqrt(squared_euclidean_matrix(x, y, same))
+        return euclidean_matrix(x, y, same)

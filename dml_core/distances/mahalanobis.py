@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Distance, safe_sqrt, squared_euclidean_matrix
+from .base import Distance
+from .expansion import euclidean_matrix
 from .registry import DISTANCES
 
 
@@ -87,7 +88,7 @@ class MahalanobisDistance(Distance):
     def pairwise(self, x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
         xw = self.whiten(x)
         yw = xw if same else self.whiten(y)
-        return safe_sqrt(squared_euclidean_matrix(xw, yw, same))
+        return euclidean_matrix(xw, yw, same)
 
     def __repr__(self) -> str:
         return f"MahalanobisDistance(dim={self.dim}, shrinkage={self.shrinkage!r})"

@@ -4,7 +4,12 @@ term(i, j) = y_ij [D_ij - pos_margin]_+^q + (1 - y_ij) [neg_margin - D_ij]_+^q,
 q = 2 when squared (seed 003 eq. 1: y D^2 + (1 - y) [alpha - D]_+^2), q = 1 otherwise (seed
 000's y d + (1 - y) [alpha - d]_+, with distance="squared_euclidean" for its d = D^2).
 pos_margin > 0 is seed 001's positive margin: positives are pulled in only until D <= pos_margin.
-By default the terms run over all ordered pairs i != j of the batch.
+By default the terms run over all ordered pairs i != j of the batch; with a miner, over its
+pairs (a triplet (a, p, n) gives the pairs (a, p) and (a, n)).
+
+Every term is elementwise in D, so the loss is computed over the [B, B] matrix with 0/1 masks
+(all pairs) or pair counts (a miner's pairs, repeats counted), and its gradient dL/dD comes
+out of the same passes: the hinge's indicator for q = 1, twice the hinge for q = 2.
 """
 from __future__ import annotations
 
@@ -14,19 +19,29 @@ from ..distances import Distance, build_distance
 from ..miners.triplet_search import label_masks
 from ..validation import check_positive
 from .base import MetricLoss
-from .indices import triplets_to_pairs
+from .indices import pair_counts, triplets_to_pairs
+from .known_gradient import with_gradient
 from .reducers import Terms
 from .registry import LOSSES
 
 
-def contrastive_terms(
-    d_pos: torch.Tensor, d_neg: torch.Tensor, pos_margin: float, neg_margin: float, squared: bool
-) -> torch.Tensor:
-    pos = torch.relu(d_pos - pos_margin)
-    neg = torch.relu(neg_margin - d_neg)
+def hinge_terms(
+    h: torch.Tensor, weight: torch.Tensor | None, squared: bool, sign: float, want_nonzero: bool
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """h: the hinge [.]_+ (overwritten); weight: term multiplicities (None: all 1).
+    Returns sum w h^q, its gradient w.r.t. D (the hinge's inner derivative is `sign`), and
+    sum w [h > 0]."""
     if squared:
-        pos, neg = pos * pos, neg * neg
-    return torch.cat([pos, neg])
+        wh = h if weight is None else h * weight
+        value = torch.dot(wh.reshape(-1), h.reshape(-1))
+        nonzero = 0
+        if want_nonzero:
+            nonzero = int(torch.count_nonzero(h)) if weight is None else int(weight[h > 0].sum())
+        return value, wh.mul_(2.0 * sign), nonzero
+    value = h.sum() if weight is None else torch.dot(h.reshape(-1), weight.reshape(-1))
+    grad = h.sign_() if weight is None else h.sign_().mul_(weight)
+    nonzero = int(grad.sum()) if want_nonzero else 0
+    return value, grad.mul_(sign), nonzero
 
 
 @LOSSES.register("contrastive")
@@ -47,26 +62,31 @@ class ContrastiveLoss(MetricLoss):
 
     def terms(self, embeddings, labels, indices) -> Terms:
         dist = self.distance(embeddings)
-        if indices is None:
-            # Elementwise over the [B, B] matrix with 0/1 masks: no boolean gathers, whose
-            # copies and scatter-backward cost more than the loss itself.
-            pos, neg = label_masks(labels)
-            # Positive pairs are few (m - 1 per row): gather them. Negatives are most of the
-            # matrix: one masked elementwise pass, no copy of the selected entries.
-            a, p = pos.nonzero(as_tuple=True)
-            hinge_pos = torch.relu(dist[a, p] - self.pos_margin)
-            hinge_neg = torch.where(neg, torch.relu(self.neg_margin - dist), 0.0)
-            if self.squared:
-                hinge_pos, hinge_neg = hinge_pos * hinge_pos, hinge_neg * hinge_neg
-            total = hinge_pos.sum() + hinge_neg.sum()
-            count = len(a) + int(neg.sum())
-            # Counting the non-zero terms costs a pass: only the `nonzero` reduction needs it.
-            nonzero = int((hinge_pos > 0).sum() + (hinge_neg > 0).sum()) if self.reduction == "nonzero" else 0
-            return Terms(total, count, nonzero)
-        else:
-            a1, p, a2, n = triplets_to_pairs(indices) if len(indices) == 3 else indices
-            d_pos, d_neg = dist[a1, p], dist[a2, n]
-        return Terms.of(contrastive_terms(d_pos, d_neg, self.pos_margin, self.neg_margin, self.squared))
+        want_nonzero = self.reduction == "nonzero"
+        with torch.no_grad():
+            d = dist.detach()
+            if indices is None:
+                pos, neg = label_masks(labels)
+                # Positives are few (m - 1 per row): gathered. Negatives are most of the matrix:
+                # masked in place.
+                a, p = pos.nonzero(as_tuple=True)
+                h_neg = torch.rsub(d, self.neg_margin).clamp_min_(0.0).mul_(neg)
+                v_neg, grad, nz_neg = hinge_terms(h_neg, None, self.squared, -1.0, want_nonzero)
+                h_pos = (d[a, p] - self.pos_margin).clamp_min_(0.0)
+                v_pos, g_pos, nz_pos = hinge_terms(h_pos, None, self.squared, 1.0, want_nonzero)
+                grad[a, p] = g_pos
+                count = len(a) + int(neg.sum())
+            else:
+                a1, p, a2, n = triplets_to_pairs(indices) if len(indices) == 3 else indices
+                w_pos = pair_counts(a1, p, d.shape, d.dtype)
+                w_neg = pair_counts(a2, n, d.shape, d.dtype)
+                h_neg = torch.rsub(d, self.neg_margin).clamp_min_(0.0)
+                v_neg, grad, nz_neg = hinge_terms(h_neg, w_neg, self.squared, -1.0, want_nonzero)
+                h_pos = (d - self.pos_margin).clamp_min_(0.0)
+                v_pos, g_pos, nz_pos = hinge_terms(h_pos, w_pos, self.squared, 1.0, want_nonzero)
+                grad += g_pos
+                count = len(a1) + len(a2)
+        return Terms(with_gradient(dist, v_pos + v_neg, grad), count, nz_pos + nz_neg)
 
     def extra_repr(self) -> str:
         return (

@@ -28,10 +28,11 @@ class BatchSemihardMiner(Miner):
         count = sorted_neg.count[a]
         keep = count > 0
         a, p, count = a[keep], p[keep], count[keep]
-        first_farther = count_below(sorted_neg, dist, inclusive=True)[a, p]
+        first_farther = count_below(sorted_neg, a, dist[a, p], inclusive=True)
         # Past the last negative: fall back to the farthest one (the first of any tie).
         last = (sorted_neg.count - 1).clamp_min(0)
-        farthest = sorted_neg.values.gather(1, last[:, None])
-        first_farthest = count_below(sorted_neg, farthest, inclusive=False)[:, 0][a]
+        farthest = sorted_neg.values.gather(1, last[:, None])[:, 0]
+        rows = torch.arange(len(last), device=a.device)
+        first_farthest = count_below(sorted_neg, rows, farthest, inclusive=False)[a]
         k = torch.where(first_farther < count, first_farther, first_farthest)
         return a, p, sorted_neg.order[a, k]

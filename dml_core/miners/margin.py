@@ -22,8 +22,9 @@ def margin_cuts(dist: torch.Tensor, labels: torch.Tensor, margin: float):
     pos, neg = label_masks(labels)
     sorted_neg = sort_negatives(dist, neg)
     a, p = positive_pairs(pos)
-    hard_end = count_below(sorted_neg, dist, inclusive=True)[a, p]  # d_an <= d_ap
-    semi_end = count_below(sorted_neg, dist + margin, inclusive=False)[a, p]  # d_an < d_ap + m
+    d_ap = dist[a, p]
+    hard_end = count_below(sorted_neg, a, d_ap, inclusive=True)  # d_an <= d_ap
+    semi_end = count_below(sorted_neg, a, d_ap + margin, inclusive=False)  # d_an < d_ap + m
     return a, p, sorted_neg, hard_end, torch.maximum(semi_end, hard_end)
 
 

@@ -12,6 +12,12 @@ from typing import NamedTuple
 
 import torch
 
+from .huge_pages import empty_large
+from .row_sort import sort_rows_with_order
+
+#: triplets expanded per step of `expand_ranges`
+CHUNK = 1 << 20
+
 
 class SortedNegatives(NamedTuple):
     """Per anchor row: negative distances ascending (+inf past the last), their columns, count."""
@@ -31,7 +37,7 @@ def label_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def sort_negatives(dist: torch.Tensor, neg: torch.Tensor) -> SortedNegatives:
     # Stable sort: among equal distances the lower column comes first, a deterministic order.
-    values, order = dist.masked_fill(~neg, float("inf")).sort(dim=1, stable=True)
+    values, order = sort_rows_with_order(dist.masked_fill(~neg, float("inf")))
     return SortedNegatives(values, order, neg.sum(1))
 
 
@@ -40,10 +46,23 @@ def positive_pairs(pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return a, p
 
 
-def count_below(sorted_neg: SortedNegatives, thresholds: torch.Tensor, *, inclusive: bool) -> torch.Tensor:
-    """thresholds [B, k]: per anchor row, the number of its negatives with d_an < threshold
-    (<= if inclusive). One batched searchsorted over the sorted rows, [B, k] out."""
-    return torch.searchsorted(sorted_neg.values, thresholds.contiguous(), right=inclusive)
+def count_below(
+    sorted_neg: SortedNegatives, rows: torch.Tensor, thresholds: torch.Tensor, *, inclusive: bool
+) -> torch.Tensor:
+    """For each i: the number of row rows[i]'s negatives with d < thresholds[i] (<= if
+    inclusive). `rows` ascending (as `nonzero` gives them).
+
+    The thresholds are laid out as a [B, k] matrix, k the most any row has, so one batched
+    searchsorted does them all at O(B k log B), not the O(B^2 log B) of searching every
+    entry of the distance matrix.
+    """
+    n_rows = sorted_neg.values.shape[0]
+    per_row = torch.bincount(rows, minlength=n_rows)
+    width = int(per_row.max()) if len(rows) else 0
+    slot = torch.arange(len(rows), device=rows.device) - (torch.cumsum(per_row, 0) - per_row)[rows]
+    padded = thresholds.new_full((n_rows, width), float("inf"))
+    padded[rows, slot] = thresholds
+    return torch.searchsorted(sorted_neg.values, padded, right=inclusive)[rows, slot]
 
 
 def expand_ranges(
@@ -64,12 +83,29 @@ def expand_ranges(
             "returns one triplet per pair (batch_semihard, batch_hard)"
         )
     device = a.device
-    rep = torch.repeat_interleave(torch.arange(len(a), device=device), counts, output_size=total)
+    out = empty_large((3, total), torch.int64, device)
+    ends = torch.cumsum(counts, 0)
     # Triplet t of pair i reads order.flat[a_i * B + lo_i + (t - first_t_of_i)]: one offset
-    # per pair, so the per-triplet work is a single add and gather.
-    base = a * order.shape[1] + lo - (torch.cumsum(counts, 0) - counts)
-    n = order.reshape(-1)[torch.arange(total, device=device).add_(base[rep])]
-    return a[rep], p[rep], n
+    # per pair, so the per-triplet work is an add and a gather.
+    base = a * order.shape[1] + lo - (ends - counts)
+    flat_order = order.reshape(-1)
+    # Pairs go in chunks of about CHUNK triplets so that the temporaries stay small enough
+    # for the allocator to reuse: a fresh buffer of tens of MB costs more in page faults
+    # than the gathers that fill it.
+    cuts = torch.searchsorted(ends, torch.arange(CHUNK, max(total, CHUNK), CHUNK, device=device), right=True).tolist()
+    first_pair, first_triplet = 0, 0
+    for last_pair in cuts + [len(a)]:
+        if last_pair == first_pair:
+            continue
+        end_triplet = int(ends[last_pair - 1])
+        rows = torch.arange(first_pair, last_pair, device=device)
+        rep = torch.repeat_interleave(rows, counts[first_pair:last_pair], output_size=end_triplet - first_triplet)
+        torch.index_select(a, 0, rep, out=out[0, first_triplet:end_triplet])
+        torch.index_select(p, 0, rep, out=out[1, first_triplet:end_triplet])
+        cells = base.index_select(0, rep).add_(torch.arange(first_triplet, end_triplet, device=device))
+        torch.index_select(flat_order, 0, cells, out=out[2, first_triplet:end_triplet])
+        first_pair, first_triplet = last_pair, end_triplet
+    return out[0], out[1], out[2]
 
 
 def triplets_from_masks(
