@@ -6,7 +6,7 @@ import torch
 from conftest import clustered, grid_points
 from dml_core import build_distance, build_loss, build_miner
 from dml_core.miners import triplet_search
-from dml_core.miners.huge_pages import empty_large
+from dml_core.huge_pages import empty_large
 from dml_core.miners.row_sort import sort_rows, sort_rows_with_order
 from dml_core.miners.triplet_search import SortedNegatives, count_below, expand_ranges
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import torch
 
+from ..huge_pages import empty_large
+
 
 def _expand(x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
     x2 = (x * x).sum(1, keepdim=True)
     y2 = x2 if same else (y * y).sum(1, keepdim=True)
+    d2 = empty_large((x.shape[0], y.shape[0]), x.dtype, x.device)
+    torch.addmm(y2.T, x, y.T, alpha=-2.0, out=d2).add_(x2)
     # Rounding can leave tiny negatives where x_i == y_j; clamp them. On the
     # self-comparison the diagonal is exactly 0.
-    d2 = torch.addmm(x2 + y2.T, x, y.T, alpha=-2.0).clamp_(min=0.0)
+    d2.clamp_(min=0.0)
     if same:
         d2.diagonal().zero_()
     return d2
@@ -66,7 +70,7 @@ class _Euclidean(torch.autograd.Function):
         x, y, d = ctx.saved_tensors
         # d sqrt(u)/du = 1 / (2 sqrt u) is infinite at u = 0 (duplicates, the diagonal);
         # there the gradient is taken as 0, the subgradient of |x - y| at its kink.
-        c = g.div(d).masked_fill_(d == 0, 0.0)
+        c = torch.div(g, d, out=empty_large(d.shape, d.dtype, d.device)).masked_fill_(d == 0, 0.0)
         gx, gy = _expansion_grad(c, x, y, ctx.same, 1.0, ctx.needs_input_grad)
         return gx, gy, None
 

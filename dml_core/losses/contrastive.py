@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..distances import Distance, build_distance
+from ..huge_pages import empty_large
 from ..miners.triplet_search import label_masks
 from ..validation import check_positive
 from .base import MetricLoss
@@ -25,23 +26,43 @@ from .reducers import Terms
 from .registry import LOSSES
 
 
-def hinge_terms(
-    h: torch.Tensor, weight: torch.Tensor | None, squared: bool, sign: float, want_nonzero: bool
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """h: the hinge [.]_+ (overwritten); weight: term multiplicities (None: all 1).
-    Returns sum w h^q, its gradient w.r.t. D (the hinge's inner derivative is `sign`), and
-    sum w [h > 0]."""
+def hinge(d: torch.Tensor, margin: float, positive: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The signed hinge: [d - margin]_+ for positive pairs, -[margin - d]_+ for negative
+    ones. Either way the term is |s|^q, and its derivative in d is sign(s) (q = 1) or 2 s
+    (q = 2)."""
+    s = torch.sub(d, margin, out=out)
+    return s.clamp_min_(0.0) if positive else s.clamp_max_(0.0)
+
+
+def hinge_terms(s: torch.Tensor, weight, squared: bool, want_nonzero: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """s: signed hinges (overwritten, all of one sign); weight: term multiplicities, or None
+    for all 1. Returns sum w |s|^q, its gradient in d, and sum w [s != 0]."""
+    nonzero = 0
+    if want_nonzero:
+        nonzero = int(torch.count_nonzero(s)) if weight is None else int(weight[s != 0].sum())
     if squared:
-        wh = h if weight is None else h * weight
-        value = torch.dot(wh.reshape(-1), h.reshape(-1))
-        nonzero = 0
-        if want_nonzero:
-            nonzero = int(torch.count_nonzero(h)) if weight is None else int(weight[h > 0].sum())
-        return value, wh.mul_(2.0 * sign), nonzero
-    value = h.sum() if weight is None else torch.dot(h.reshape(-1), weight.reshape(-1))
-    grad = h.sign_() if weight is None else h.sign_().mul_(weight)
-    nonzero = int(grad.sum()) if want_nonzero else 0
-    return value, grad.mul_(sign), nonzero
+        ws = s if weight is None else empty_large(s.shape, s.dtype, s.device).copy_(s).mul_(weight)
+        return torch.dot(ws.reshape(-1), s.reshape(-1)), ws.mul_(2.0), nonzero
+    value = (s.sum() if weight is None else torch.dot(s.reshape(-1), weight.reshape(-1))).abs()
+    grad = s.sign_() if weight is None else s.sign_().mul_(weight)
+    return value, grad, nonzero
+
+
+def dense_side(d, weight, margin: float, positive: bool, squared: bool, want_nonzero: bool):
+    """One side's terms over the whole [B, B] matrix, weighted by a mask or by counts."""
+    s = hinge(d, margin, positive, out=empty_large(d.shape, d.dtype, d.device))
+    if weight.dtype == torch.bool:
+        return hinge_terms(s.mul_(weight), None, squared, want_nonzero)
+    return hinge_terms(s, weight, squared, want_nonzero)
+
+
+def sparse_side(d, rows, cols, margin: float, positive: bool, squared: bool, want_nonzero: bool, grad):
+    """One side's terms on listed pairs (repeats count); their gradient is added into grad."""
+    cells = rows * d.shape[1] + cols
+    s = hinge(d.reshape(-1).take(cells), margin, positive)
+    value, g, nonzero = hinge_terms(s, None, squared, want_nonzero)
+    grad.view(-1).index_add_(0, cells, g)
+    return value, nonzero
 
 
 @LOSSES.register("contrastive")
@@ -62,29 +83,31 @@ class ContrastiveLoss(MetricLoss):
 
     def terms(self, embeddings, labels, indices) -> Terms:
         dist = self.distance(embeddings)
-        want_nonzero = self.reduction == "nonzero"
+        opts = dict(squared=self.squared, want_nonzero=self.reduction == "nonzero")
         with torch.no_grad():
             d = dist.detach()
             if indices is None:
                 pos, neg = label_masks(labels)
-                # Positives are few (m - 1 per row): gathered. Negatives are most of the matrix:
-                # masked in place.
+                # Negatives are most of the matrix: masked. Positives are few (m - 1 per row).
+                v_neg, grad, nz_neg = dense_side(d, neg, self.neg_margin, False, **opts)
                 a, p = pos.nonzero(as_tuple=True)
-                h_neg = torch.rsub(d, self.neg_margin).clamp_min_(0.0).mul_(neg)
-                v_neg, grad, nz_neg = hinge_terms(h_neg, None, self.squared, -1.0, want_nonzero)
-                h_pos = (d[a, p] - self.pos_margin).clamp_min_(0.0)
-                v_pos, g_pos, nz_pos = hinge_terms(h_pos, None, self.squared, 1.0, want_nonzero)
-                grad[a, p] = g_pos
+                v_pos, nz_pos = sparse_side(d, a, p, self.pos_margin, True, **opts, grad=grad)
                 count = len(a) + int(neg.sum())
             else:
                 a1, p, a2, n = triplets_to_pairs(indices) if len(indices) == 3 else indices
-                w_pos = pair_counts(a1, p, d.shape, d.dtype)
-                w_neg = pair_counts(a2, n, d.shape, d.dtype)
-                h_neg = torch.rsub(d, self.neg_margin).clamp_min_(0.0)
-                v_neg, grad, nz_neg = hinge_terms(h_neg, w_neg, self.squared, -1.0, want_nonzero)
-                h_pos = (d - self.pos_margin).clamp_min_(0.0)
-                v_pos, g_pos, nz_pos = hinge_terms(h_pos, w_pos, self.squared, 1.0, want_nonzero)
-                grad += g_pos
+                grad, sums = None, []
+                for rows, cols, margin, positive in ((a2, n, self.neg_margin, False), (a1, p, self.pos_margin, True)):
+                    # Many pairs (all pairs, a triplet miner's repeats): counted into a [B, B]
+                    # weight and summed densely. Few: gathered.
+                    if len(rows) * 8 >= d.numel():
+                        weight = pair_counts(rows, cols, d.shape, d.dtype)
+                        value, g, nonzero = dense_side(d, weight, margin, positive, **opts)
+                        grad = g if grad is None else grad.add_(g)
+                    else:
+                        grad = empty_large(d.shape, d.dtype, d.device).zero_() if grad is None else grad
+                        value, nonzero = sparse_side(d, rows, cols, margin, positive, **opts, grad=grad)
+                    sums.append((value, nonzero))
+                (v_neg, nz_neg), (v_pos, nz_pos) = sums
                 count = len(a1) + len(a2)
         return Terms(with_gradient(dist, v_pos + v_neg, grad), count, nz_pos + nz_neg)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..huge_pages import empty_large
 from ..miners import triplet_search
 
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -54,13 +55,16 @@ def pair_counts(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int], 
 
     A loss that is a sum of elementwise terms over listed pairs equals the sum over the matrix
     weighted by these counts, so one pass over [n, m] replaces gathering (and scattering the
-    gradient back to) millions of listed entries. Chunks keep the flat indices small.
+    gradient back to) millions of listed entries. Counts are exact up to 2^24 per cell in
+    float32.
     """
-    cells = shape[0] * shape[1]
-    step = max(cells, triplet_search.CHUNK)
-    counts = None
-    for start in range(0, max(len(rows), 1), step):
-        flat = rows[start : start + step] * shape[1]
-        chunk = torch.bincount(flat.add_(cols[start : start + step]), minlength=cells)
-        counts = chunk if counts is None else counts.add_(chunk)
-    return counts.view(shape).to(dtype)
+    counts = empty_large(shape, dtype, rows.device).zero_()
+    flat_counts = counts.view(-1)
+    step = max(1, min(len(rows), triplet_search.CHUNK))
+    work = empty_large((step,), torch.int64, rows.device)
+    ones = torch.ones(step, dtype=dtype, device=rows.device)
+    for start in range(0, len(rows), step):
+        k = min(step, len(rows) - start)
+        flat = torch.mul(rows[start : start + k], shape[1], out=work[:k]).add_(cols[start : start + k])
+        flat_counts.index_add_(0, flat, ones[:k])
+    return counts

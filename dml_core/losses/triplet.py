@@ -16,6 +16,7 @@ import torch
 from ..distances import Distance, build_distance
 from ..miners.row_sort import sort_rows
 from ..miners import triplet_search
+from ..huge_pages import empty_large
 from ..miners.triplet_search import label_masks
 from ..validation import check_positive
 from .base import MetricLoss
@@ -45,25 +46,47 @@ def all_triplet_terms(dist: torch.Tensor, labels: torch.Tensor, margin: float) -
 
 def indexed_triplet_terms(dist: torch.Tensor, a, p, n, margin: float) -> Terms:
     """The same linear identity for a miner's triplets: dL/dD is a [B, B] count matrix (active
-    triplets per (a, p) minus per (a, n)), counted by bincount in chunks, much cheaper than
-    autograd's scatter of two gathers when a margin miner returns millions of triplets."""
+    triplets per (a, p) minus per (a, n)), much cheaper to build than autograd's scatter of
+    two gathers when a margin miner returns millions of triplets."""
     with torch.no_grad():
         flat = dist.detach().reshape(-1)
-        cols, cells = dist.shape[1], flat.numel()
-        # Inactive triplets are counted in an extra bin past the matrix, then dropped.
-        grad = torch.zeros(cells + 1, dtype=torch.int64, device=dist.device)
+        cols, cells, total = dist.shape[1], flat.numel(), len(a)
+        # Inactive triplets are counted in an extra bin past the matrix, then dropped. Many
+        # triplets per cell: bincount (one pass, plus zeroing its [B*B] output per chunk);
+        # few: index_add into the counts directly.
+        counts = torch.zeros(cells + 1, dtype=torch.int64, device=dist.device)
+        by_bincount = total >= cells // 4
+        step = max(1, min(total, max(cells, triplet_search.CHUNK) if by_bincount else triplet_search.CHUNK))
+        # One workspace for every chunk's temporaries (see triplet_search.expand_ranges).
+        flat_ap, flat_an = empty_large((2, step), torch.int64, dist.device)
+        d_ap, d_an = empty_large((2, step), dist.dtype, dist.device)
+        inactive = torch.empty(step, dtype=torch.bool, device=dist.device)
         n_active = 0
-        step = max(cells, triplet_search.CHUNK)
-        for start in range(0, len(a), step):
-            rows = a[start : start + step] * cols
-            ap, an = rows + p[start : start + step], rows.add_(n[start : start + step])
-            inactive = flat.take(ap).sub_(flat.take(an)) <= -margin
-            n_active += len(ap) - int(inactive.sum())
-            grad += torch.bincount(ap.masked_fill_(inactive, cells), minlength=cells + 1)
-            grad -= torch.bincount(an.masked_fill_(inactive, cells), minlength=cells + 1)
-        grad = grad[:cells].view_as(dist).to(dist.dtype)
+        for start in range(0, total, step):
+            k = min(step, total - start)
+            ap, an, off = flat_ap[:k], flat_an[:k], inactive[:k]
+            torch.mul(a[start : start + k], cols, out=ap)
+            torch.add(ap, n[start : start + k], out=an)
+            ap.add_(p[start : start + k])
+            torch.index_select(flat, 0, ap, out=d_ap[:k])
+            torch.index_select(flat, 0, an, out=d_an[:k])
+            torch.le(d_ap[:k].sub_(d_an[:k]), -margin, out=off)
+            n_off = int(off.sum())
+            n_active += k - n_off
+            if n_off == k:  # an easy miner's triplets: nothing to count
+                continue
+            if n_off:
+                ap.masked_fill_(off, cells)
+                an.masked_fill_(off, cells)
+            if by_bincount:
+                counts += torch.bincount(ap, minlength=cells + 1)
+                counts -= torch.bincount(an, minlength=cells + 1)
+            else:
+                ones = torch.ones(k, dtype=torch.int64, device=dist.device)
+                counts.index_add_(0, ap, ones).index_add_(0, an, ones, alpha=-1)
+        grad = counts[:cells].view_as(dist).to(dist.dtype)
         value = torch.dot(grad.reshape(-1), flat) + margin * n_active
-    return Terms(with_gradient(dist, value, grad), len(a), n_active)
+    return Terms(with_gradient(dist, value, grad), total, n_active)
 
 
 @LOSSES.register("triplet")

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from .huge_pages import empty_large
+from ..huge_pages import empty_large
 from .row_sort import sort_rows_with_order
 
 #: triplets expanded per step of `expand_ranges`
@@ -84,27 +84,39 @@ def expand_ranges(
         )
     device = a.device
     out = empty_large((3, total), torch.int64, device)
+    if total == 0:
+        return out[0], out[1], out[2]
     ends = torch.cumsum(counts, 0)
-    # Triplet t of pair i reads order.flat[a_i * B + lo_i + (t - first_t_of_i)]: one offset
-    # per pair, so the per-triplet work is an add and a gather.
-    base = a * order.shape[1] + lo - (ends - counts)
+    starts = ends - counts
+    # Triplet t of pair i reads order.flat[a_i * B + lo_i + (t - starts_i)]: one offset per
+    # pair, so the per-triplet work is an add and a gather.
+    base = a * order.shape[1] + lo - starts
     flat_order = order.reshape(-1)
-    # Pairs go in chunks of about CHUNK triplets so that the temporaries stay small enough
-    # for the allocator to reuse: a fresh buffer of tens of MB costs more in page faults
-    # than the gathers that fill it.
+    # Pairs go in chunks of about CHUNK triplets, and every per-triplet temporary lives in
+    # one workspace reused by all chunks: a fresh buffer of tens of MB costs more in page
+    # faults than the gathers that fill it.
     cuts = torch.searchsorted(ends, torch.arange(CHUNK, max(total, CHUNK), CHUNK, device=device), right=True).tolist()
-    first_pair, first_triplet = 0, 0
-    for last_pair in cuts + [len(a)]:
-        if last_pair == first_pair:
+    width = min(total, CHUNK + int(counts.max()))
+    work = empty_large((3, width), torch.int64, device)
+    pair_of, cells, position = work[0], work[1], torch.arange(width, out=work[2])
+    first_pair = 0
+    for last_pair in [c for c in cuts if c > 0] + [len(a)]:
+        if last_pair <= first_pair:
             continue
-        end_triplet = int(ends[last_pair - 1])
-        rows = torch.arange(first_pair, last_pair, device=device)
-        rep = torch.repeat_interleave(rows, counts[first_pair:last_pair], output_size=end_triplet - first_triplet)
-        torch.index_select(a, 0, rep, out=out[0, first_triplet:end_triplet])
-        torch.index_select(p, 0, rep, out=out[1, first_triplet:end_triplet])
-        cells = base.index_select(0, rep).add_(torch.arange(first_triplet, end_triplet, device=device))
-        torch.index_select(flat_order, 0, cells, out=out[2, first_triplet:end_triplet])
-        first_pair, first_triplet = last_pair, end_triplet
+        lo_t, hi_t = int(starts[first_pair]), int(ends[last_pair - 1])
+        k = hi_t - lo_t
+        # pair_of[t] = (pair of triplet lo_t + t) - first_pair: a 1 where each later pair
+        # starts (empty pairs stack on the same place), summed up.
+        steps = starts[first_pair + 1 : last_pair] - lo_t
+        steps = steps[steps < k]
+        marks = pair_of[:k].zero_()
+        marks.index_add_(0, steps, torch.ones_like(steps))
+        rel = marks.cumsum_(0)
+        torch.index_select(a[first_pair:last_pair], 0, rel, out=out[0, lo_t:hi_t])
+        torch.index_select(p[first_pair:last_pair], 0, rel, out=out[1, lo_t:hi_t])
+        torch.index_select(base[first_pair:last_pair] + lo_t, 0, rel, out=cells[:k])
+        torch.index_select(flat_order, 0, cells[:k].add_(position[:k]), out=out[2, lo_t:hi_t])
+        first_pair = last_pair
     return out[0], out[1], out[2]
 
 
