@@ -219,3 +219,21 @@ def test_unknown_loss_option_and_reduction():
         build_loss("contrastive", reduction="max")
     with pytest.raises(ValueError, match="neg_margin"):
         build_loss("contrastive", neg_margin=-1)
+
+
+@pytest.mark.parametrize("name,miner", [("contrastive", None), ("contrastive", "semihard"), ("triplet", None), ("triplet", "semihard")])
+def test_backward_twice_through_a_retained_graph(rng, name, miner):
+    # The loss hands autograd a gradient matrix it rescales in place: a retained graph
+    # must still give each backward its own factor.
+    x, y = clustered(rng)
+    idx = build_miner(miner)(x, y) if miner else None
+    loss = build_loss(name)
+    x = x.requires_grad_()
+    (once,) = torch.autograd.grad(loss(x, y, idx), x)
+    value = loss(x, y, idx)
+    (first,) = torch.autograd.grad(value, x, retain_graph=True)
+    (second,) = torch.autograd.grad(3.0 * value, x, retain_graph=True)
+    (third,) = torch.autograd.grad(value / 2.0, x)
+    torch.testing.assert_close(first, once, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(second, 3.0 * once, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(third, once / 2.0, rtol=1e-12, atol=1e-15)

@@ -17,7 +17,7 @@ import torch
 
 from ..distances import Distance, build_distance
 from ..huge_pages import empty_large
-from ..miners.triplet_search import label_masks
+from ..miners.triplet_search import label_masks, mask_pairs
 from ..validation import check_positive
 from .base import MetricLoss
 from .indices import pair_counts, triplets_to_pairs
@@ -90,7 +90,7 @@ class ContrastiveLoss(MetricLoss):
                 pos, neg = label_masks(labels)
                 # Negatives are most of the matrix: masked. Positives are few (m - 1 per row).
                 v_neg, grad, nz_neg = dense_side(d, neg, self.neg_margin, False, **opts)
-                a, p = pos.nonzero(as_tuple=True)
+                a, p = mask_pairs(pos)
                 v_pos, nz_pos = sparse_side(d, a, p, self.pos_margin, True, **opts, grad=grad)
                 count = len(a) + int(neg.sum())
             else:

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import torch
 
-from ..huge_pages import empty_large
-
 
 class _KnownGradient(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dist, value, grad):
-        ctx.save_for_backward(grad)
+        # Not save_for_backward: the matrix is an intermediate of ours, rescaled in place below.
+        ctx.grad, ctx.applied = grad, None
         return value.clone()
 
     @staticmethod
     def backward(ctx, g):
-        (grad,) = ctx.saved_tensors
-        return torch.mul(grad, g, out=empty_large(grad.shape, grad.dtype, grad.device)), None, None
+        grad = ctx.grad
+        # The upstream factor (1 / count for a mean) is applied in place: the matrix is ours
+        # and a fresh [B, B] buffer costs more than the multiply. A second backward through
+        # a retained graph rescales from the factor applied before.
+        grad.mul_(g if ctx.applied is None else g / ctx.applied)
+        ctx.applied = g.detach().clone()
+        return grad, None, None
 
 
 def with_gradient(dist: torch.Tensor, value: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

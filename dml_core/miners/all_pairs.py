@@ -5,7 +5,7 @@ import torch
 
 from .base import Miner
 from .registry import MINERS
-from .triplet_search import label_masks
+from .triplet_search import label_masks, mask_pairs
 
 
 @MINERS.register("all_pairs")
@@ -15,6 +15,6 @@ class AllPairsMiner(Miner):
 
     def mine(self, dist, labels: torch.Tensor):
         pos, neg = label_masks(labels)
-        a1, p = pos.nonzero(as_tuple=True)
-        a2, n = neg.nonzero(as_tuple=True)
+        a1, p = mask_pairs(pos)
+        a2, n = mask_pairs(neg)
         return a1, p, a2, n

@@ -11,7 +11,7 @@ import torch
 from ..distances import Distance
 from .base import Miner
 from .registry import MINERS
-from .triplet_search import count_below, label_masks, positive_pairs, sort_negatives
+from .triplet_search import count_below, label_masks, mask_pairs, sort_negatives
 
 
 @MINERS.register("batch_semihard")
@@ -24,7 +24,7 @@ class BatchSemihardMiner(Miner):
     def mine(self, dist: torch.Tensor, labels: torch.Tensor):
         pos, neg = label_masks(labels)
         sorted_neg = sort_negatives(dist, neg)
-        a, p = positive_pairs(pos)
+        a, p = mask_pairs(pos)
         count = sorted_neg.count[a]
         keep = count > 0
         a, p, count = a[keep], p[keep], count[keep]

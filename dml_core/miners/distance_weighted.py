@@ -13,7 +13,7 @@ import torch
 
 from .base import Miner
 from .registry import MINERS
-from .triplet_search import empty_triplets, label_masks, positive_pairs
+from .triplet_search import empty_triplets, label_masks, mask_pairs
 
 
 @MINERS.register("distance_weighted")
@@ -48,7 +48,7 @@ class DistanceWeightedMiner(Miner):
 
     def mine(self, dist: torch.Tensor, labels: torch.Tensor):
         pos, neg = label_masks(labels)
-        a, p = positive_pairs(pos)
+        a, p = mask_pairs(pos)
         keep = neg[a].any(1)
         a, p = a[keep], p[keep]
         if len(a) == 0:

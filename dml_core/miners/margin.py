@@ -13,7 +13,7 @@ import torch
 
 from .base import MarginMiner
 from .registry import MINERS
-from .triplet_search import count_below, expand_ranges, label_masks, positive_pairs, sort_negatives
+from .triplet_search import count_below, expand_ranges, label_masks, mask_pairs, sort_negatives
 
 
 def margin_cuts(dist: torch.Tensor, labels: torch.Tensor, margin: float):
@@ -21,7 +21,7 @@ def margin_cuts(dist: torch.Tensor, labels: torch.Tensor, margin: float):
     anchor's sorted negatives."""
     pos, neg = label_masks(labels)
     sorted_neg = sort_negatives(dist, neg)
-    a, p = positive_pairs(pos)
+    a, p = mask_pairs(pos)
     d_ap = dist[a, p]
     hard_end = count_below(sorted_neg, a, d_ap, inclusive=True)  # d_an <= d_ap
     semi_end = count_below(sorted_neg, a, d_ap + margin, inclusive=False)  # d_an < d_ap + m

@@ -5,7 +5,7 @@ import torch
 
 from .base import Miner
 from .registry import MINERS
-from .triplet_search import empty_triplets, label_masks, positive_pairs
+from .triplet_search import empty_triplets, label_masks, mask_pairs
 
 
 @MINERS.register("random")
@@ -28,7 +28,7 @@ class RandomTripletMiner(Miner):
 
     def mine(self, dist, labels: torch.Tensor):
         pos, neg = label_masks(labels)
-        a, p = positive_pairs(pos)
+        a, p = mask_pairs(pos)
         neg_count = neg.sum(1)
         keep = neg_count[a] > 0
         a, p = a[keep], p[keep]
