@@ -8,7 +8,7 @@ from dml_core import build_distance, build_loss, build_miner
 from dml_core.miners import triplet_search
 from dml_core.huge_pages import empty_large
 from dml_core.miners.row_sort import sort_rows, sort_rows_with_order
-from dml_core.miners.triplet_search import SortedNegatives, count_below, expand_ranges
+from dml_core.miners.triplet_search import SortedNegatives, count_below, expand_ranges, mask_pairs
 
 
 def tied_matrix(rng, rows, cols, dtype):
@@ -148,3 +148,13 @@ def test_empty_large_is_an_ordinary_writable_tensor(shape):
     assert t.shape == shape and t.dtype == torch.int64 and t.is_contiguous()
     t.fill_(7)
     assert int(t.sum()) == 7 * t.numel()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (64, 33), (0, 4), (4, 0)])
+@pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
+def test_mask_pairs_lists_the_true_entries_row_major(shape, density):
+    mask = torch.tensor(np.random.default_rng(sum(shape)).random(shape) < density, dtype=torch.bool)
+    rows, cols = mask_pairs(mask)
+    ref = [(i, j) for i in range(shape[0]) for j in range(shape[1]) if mask[i, j]]
+    assert rows.dtype == cols.dtype == torch.int64
+    assert list(zip(rows.tolist(), cols.tolist())) == ref

@@ -41,7 +41,7 @@ def hinge_terms(s: torch.Tensor, weight, squared: bool, want_nonzero: bool) -> t
     if want_nonzero:
         nonzero = int(torch.count_nonzero(s)) if weight is None else int(weight[s != 0].sum())
     if squared:
-        ws = s if weight is None else empty_large(s.shape, s.dtype, s.device).copy_(s).mul_(weight)
+        ws = s if weight is None else torch.mul(s, weight, out=empty_large(s.shape, s.dtype, s.device))
         return torch.dot(ws.reshape(-1), s.reshape(-1)), ws.mul_(2.0), nonzero
     value = (s.sum() if weight is None else torch.dot(s.reshape(-1), weight.reshape(-1))).abs()
     grad = s.sign_() if weight is None else s.sign_().mul_(weight)
