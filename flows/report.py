@@ -6,18 +6,12 @@ import json
 import os
 from pathlib import Path
 
-from dml_core.report.build import build_report, git_commit
+from dml_core.report.build import build_report, git_commit, write_atomic
 from dml_core.sweep.profile import Profile
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BASELINE_CACHE = "baselines.json"
 BASELINE_CACHE_VERSION = 1  # bump when dml_core.report.baselines changes what it computes
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def default_dataset_dir(profile: Profile, records: list[dict]) -> Path:

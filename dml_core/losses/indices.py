@@ -1,4 +1,5 @@
-"""Miner outputs as losses consume them: validation, pair <-> triplet conversion, pair counts."""
+"""Miner outputs as losses consume them: validation, pair <-> triplet conversion, pair masks
+and counts."""
 from __future__ import annotations
 
 import torch
@@ -41,13 +42,23 @@ def triplets_to_pairs(indices: Triplets) -> Pairs:
 
 def pairs_to_triplets(indices: Pairs, batch_size: int) -> Triplets:
     """Every (a, p, n) where (a, p) is a given positive pair and (a, n) a given negative pair."""
-    a1, p, a2, n = indices
-    device = a1.device
-    pos = torch.zeros(batch_size, batch_size, dtype=torch.bool, device=device)
+    return triplet_search.triplets_from_masks(*_masks(*indices, batch_size))
+
+
+def pair_masks(labels: torch.Tensor, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, B] masks of the positive pairs (ordered, i != j) and negative pairs: every pair of
+    the batch by default, else a miner's pairs (triplets (a, p, n) give (a, p) and (a, n))."""
+    if indices is None:
+        return triplet_search.label_masks(labels)
+    return _masks(*(triplets_to_pairs(indices) if len(indices) == 3 else indices), len(labels))
+
+
+def _masks(a1, p, a2, n, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    pos = torch.zeros(batch_size, batch_size, dtype=torch.bool, device=a1.device)
     neg = torch.zeros_like(pos)
     pos[a1, p] = True
     neg[a2, n] = True
-    return triplet_search.triplets_from_masks(pos, neg)
+    return pos, neg
 
 
 def pair_counts(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:

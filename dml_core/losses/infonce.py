@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..validation import check_positive
 from .base import MetricLoss
-from .lifted_structured import pair_masks
+from .indices import pair_masks
 from .reducers import Terms
 from .registry import LOSSES
 

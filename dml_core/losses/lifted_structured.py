@@ -18,25 +18,11 @@ from __future__ import annotations
 import torch
 
 from ..distances import build_distance
-from ..miners.triplet_search import label_masks
 from ..validation import check_positive
 from .base import MetricLoss
-from .indices import triplets_to_pairs
+from .indices import pair_masks
 from .reducers import Terms
 from .registry import LOSSES
-
-
-def pair_masks(labels: torch.Tensor, indices) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B, B] masks of the positive pairs (ordered, i != j) and negative pairs: every pair of
-    the batch by default, else a miner's pairs (triplets (a, p, n) give (a, p) and (a, n))."""
-    if indices is None:
-        return label_masks(labels)
-    a1, p, a2, n = triplets_to_pairs(indices) if len(indices) == 3 else indices
-    pos = torch.zeros(len(labels), len(labels), dtype=torch.bool, device=labels.device)
-    neg = torch.zeros_like(pos)
-    pos[a1, p] = True
-    neg[a2, n] = True
-    return pos, neg
 
 
 def lifted_terms(dist: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: float, smooth: bool) -> torch.Tensor:

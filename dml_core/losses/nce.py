@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from ..validation import check_positive
 from .base import MetricLoss
+from .indices import pair_masks
 from .infonce import check_count, cosine_logits, sample_negatives
-from .lifted_structured import pair_masks
 from .reducers import Terms
 from .registry import LOSSES
 

@@ -108,3 +108,23 @@ def check_pair(reference: Any, reference_labels: Any) -> bool:
     if reference_labels is None:
         raise ValueError("reference given without reference_labels")
     return True
+
+
+def query_and_reference(embeddings: Any, labels: Any, reference: Any, reference_labels: Any, parse_labels):
+    """(queries, their labels, reference, its labels, self_mode): the reference is the queries
+    themselves when none is given. `parse_labels` is as_class_labels or as_continuous_labels."""
+    queries = as_embeddings(embeddings, "embeddings")
+    query_labels = parse_labels(labels, queries.shape[0], "labels", "embeddings")
+    if not check_pair(reference, reference_labels):
+        return queries, query_labels, queries, query_labels, True
+    ref = as_embeddings(reference, "reference")
+    ref_labels = parse_labels(reference_labels, ref.shape[0], "reference_labels", "reference")
+    if ref.shape[1] != queries.shape[1]:
+        raise ValueError(f"reference has dim {ref.shape[1]} but embeddings have dim {queries.shape[1]}")
+    return queries, query_labels, ref, ref_labels, False
+
+
+def query_ks(ks: Iterable[int] | int, n_reference: int, self_mode: bool) -> tuple[int, ...]:
+    """as_ks for a query against a reference set (itself excluded in self mode)."""
+    limit_text = "the number of other embeddings" if self_mode else "the reference set"
+    return as_ks(ks, n_reference - self_mode, limit_text)

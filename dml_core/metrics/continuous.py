@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_continuous_labels, as_embeddings, as_ks, check_pair
+from ._checks import as_continuous_labels, query_and_reference, query_ks
 from .knn import DEFAULT_MAX_ENTRIES, KnnSearcher, prepare
 from .ranking import GAINS, _average_ranks, _pearson_rows
 
@@ -72,21 +72,13 @@ def evaluate_continuous(
         raise ValueError(f"gain must be one of {', '.join(GAINS)}, got {gain!r}")
     if not np.isfinite(relevance_scale) or relevance_scale <= 0:
         raise ValueError(f"relevance_scale must be a finite number > 0, got {relevance_scale!r}")
-    queries = as_embeddings(embeddings, "embeddings")
-    yq = as_continuous_labels(labels, queries.shape[0], "labels", "embeddings")
-    self_mode = not check_pair(reference, reference_labels)
-    if self_mode:
-        ref, yr = queries, yq
-    else:
-        ref = as_embeddings(reference, "reference")
-        yr = as_continuous_labels(reference_labels, ref.shape[0], "reference_labels", "reference")
-        if ref.shape[1] != queries.shape[1]:
-            raise ValueError(f"reference has dim {ref.shape[1]} but embeddings have dim {queries.shape[1]}")
-        if yr.shape[1] != yq.shape[1]:
-            raise ValueError(f"reference_labels have {yr.shape[1]} dims but labels have {yq.shape[1]}")
+    queries, yq, ref, yr, self_mode = query_and_reference(
+        embeddings, labels, reference, reference_labels, as_continuous_labels
+    )
+    if yr.shape[1] != yq.shape[1]:
+        raise ValueError(f"reference_labels have {yr.shape[1]} dims but labels have {yq.shape[1]}")
     n_ref = ref.shape[0]
-    limit_text = "the number of other embeddings" if self_mode else "the reference set"
-    ks = as_ks(ks, n_ref - self_mode, limit_text)
+    ks = query_ks(ks, n_ref, self_mode)
     if rank_correlation and n_ref - self_mode < 2:
         raise ValueError("rank correlation needs at least 2 reference items per query")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_class_labels, as_embeddings, as_ks, check_pair
+from ._checks import as_class_labels, query_and_reference, query_ks
 from .clustering import clustering_nmi
 from .knn import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_ROWS, KnnSearcher, prepare, query_chunks, resolve_distance
 from .retrieval import metric_names, per_query_metrics
@@ -63,18 +63,10 @@ def evaluate(
     Raises ValueError naming the argument for NaN/inf, mismatched lengths or dims, a k in
     `ks` above the number of items a query can retrieve, or an unknown distance.
     """
-    queries = as_embeddings(embeddings, "embeddings")
-    query_labels = as_class_labels(labels, queries.shape[0], "labels", "embeddings")
-    self_mode = not check_pair(reference, reference_labels)
-    if self_mode:
-        ref, ref_labels = queries, query_labels
-    else:
-        ref = as_embeddings(reference, "reference")
-        ref_labels = as_class_labels(reference_labels, ref.shape[0], "reference_labels", "reference")
-        if ref.shape[1] != queries.shape[1]:
-            raise ValueError(f"reference has dim {ref.shape[1]} but embeddings have dim {queries.shape[1]}")
-    limit_text = "the number of other embeddings" if self_mode else "the reference set"
-    ks = as_ks(ks, ref.shape[0] - self_mode, limit_text)
+    queries, query_labels, ref, ref_labels, self_mode = query_and_reference(
+        embeddings, labels, reference, reference_labels, as_class_labels
+    )
+    ks = query_ks(ks, ref.shape[0], self_mode)
     distance = resolve_distance(distance)
 
     r = same_class_counts(query_labels, ref_labels, self_mode)
