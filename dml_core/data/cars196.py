@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import FileImages
-from .source import SOURCES, Source, SourceData, require_dir, sha256_file
-from .splits import check_count, class_range_split
+from .photo_source import PhotoSource
+from .source import SOURCES, SourceData, require_dir, sha256_file
 
 ANNOTATIONS = "cars_annos.mat"
 
@@ -55,7 +54,7 @@ def read_cars_annos(path: Path) -> tuple[list[str], np.ndarray, list[str]]:
 
 
 @SOURCES.register("cars196")
-class Cars196(Source):
+class Cars196(PhotoSource):
     """Cars196 from cars_annos.mat; first ``train_classes`` (default 98) classes train."""
 
     description = "Cars196 (Stanford Cars), all images pooled; classes 1-98 train, 99-196 eval (DML protocol)."
@@ -72,12 +71,7 @@ class Cars196(Source):
         image_size: int = 128,
         workers: int = 0,
     ):
-        super().__init__(
-            train_classes=train_classes,
-            val_classes=val_classes,
-            image_size=check_count(image_size, "image_size", low=4),
-            workers=workers,
-        )
+        super().__init__(image_size, workers, train_classes=train_classes, val_classes=val_classes)
 
     def load(self, raw_dir: Path) -> SourceData:
         root = require_dir(raw_dir)
@@ -89,21 +83,5 @@ class Cars196(Source):
                 f"{annos}: class ids span {class_ids.min()}..{class_ids.max()} but there are "
                 f"{num_classes} class_names"
             )
-        labels = class_ids - 1
-        class_split = class_range_split(num_classes, self.params["train_classes"])
-        return self.finish(
-            SourceData(
-                images=FileImages(
-                    root,
-                    relpaths,
-                    image_size=self.params["image_size"],
-                    listed_in=ANNOTATIONS,
-                    workers=self.params["workers"],
-                ),
-                labels=labels,
-                class_names=names,
-                split=class_split[labels],
-                keys=relpaths,
-                sources={ANNOTATIONS: sha256_file(annos)},
-            )
-        )
+        sources = {ANNOTATIONS: sha256_file(annos)}
+        return self.class_range_photos(root, relpaths, class_ids - 1, names, ANNOTATIONS, sources)

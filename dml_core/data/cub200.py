@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import FileImages
+from .photo_source import PhotoSource
 from .source import (
     SOURCES,
-    Source,
     SourceData,
     find_release_root,
     parse_int,
@@ -33,13 +32,12 @@ from .source import (
     require_dir,
     sha256_file,
 )
-from .splits import check_count, class_range_split
 
 RELEASE_DIR = "CUB_200_2011"
 
 
 @SOURCES.register("cub200")
-class CUB200(Source):
+class CUB200(PhotoSource):
     """CUB-200-2011 from its release layout; first ``train_classes`` (default 100) train."""
 
     description = "CUB-200-2011 birds; classes 1-100 train, 101-200 eval (DML protocol), resized square RGB."
@@ -56,12 +54,7 @@ class CUB200(Source):
         image_size: int = 128,
         workers: int = 0,
     ):
-        super().__init__(
-            train_classes=train_classes,
-            val_classes=val_classes,
-            image_size=check_count(image_size, "image_size", low=4),
-            workers=workers,
-        )
+        super().__init__(image_size, workers, train_classes=train_classes, val_classes=val_classes)
 
     def load(self, raw_dir: Path) -> SourceData:
         root = find_release_root(require_dir(raw_dir), RELEASE_DIR, "images.txt")
@@ -93,20 +86,6 @@ class CUB200(Source):
         rank = {c: k for k, c in enumerate(class_ids)}
         labels = np.array([rank[label_of[i]] for i in ids], dtype=np.int64)
         relpaths = [f"images/{path_of[i]}" for i in ids]
-        class_split = class_range_split(len(class_ids), self.params["train_classes"])
-        return self.finish(
-            SourceData(
-                images=FileImages(
-                    root,
-                    relpaths,
-                    image_size=self.params["image_size"],
-                    listed_in=str(files["images.txt"].name),
-                    workers=self.params["workers"],
-                ),
-                labels=labels,
-                class_names=[class_name[c] for c in class_ids],
-                split=class_split[labels],
-                keys=relpaths,
-                sources={name: sha256_file(p) for name, p in files.items()},
-            )
-        )
+        names = [class_name[c] for c in class_ids]
+        sources = {name: sha256_file(p) for name, p in files.items()}
+        return self.class_range_photos(root, relpaths, labels, names, files["images.txt"].name, sources)

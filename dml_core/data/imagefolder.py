@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import FileImages, find_image_files
-from .source import SOURCES, Source, SourceData, require_dir
-from .splits import check_count, class_range_split
+from .images import find_image_files
+from .photo_source import PhotoSource
+from .source import SOURCES, SourceData, require_dir
 
 
 @SOURCES.register("imagefolder")
-class ImageFolder(Source):
+class ImageFolder(PhotoSource):
     """One sub-folder per class; first ``train_classes`` (sorted by name) train."""
 
     description = "A folder of class sub-folders; the first half of the classes (sorted by name) train, the rest eval."
@@ -37,12 +37,7 @@ class ImageFolder(Source):
         image_size: int = 128,
         workers: int = 0,
     ):
-        super().__init__(
-            train_classes=train_classes,
-            val_classes=val_classes,
-            image_size=check_count(image_size, "image_size", low=4),
-            workers=workers,
-        )
+        super().__init__(image_size, workers, train_classes=train_classes, val_classes=val_classes)
 
     def load(self, raw_dir: Path) -> SourceData:
         root = require_dir(raw_dir)
@@ -57,20 +52,5 @@ class ImageFolder(Source):
             relpaths += [f.relative_to(root).as_posix() for f in files]
             labels += [label] * len(files)
         labels = np.array(labels, dtype=np.int64)
-        class_split = class_range_split(len(class_dirs), self.params["train_classes"])
-        return self.finish(
-            SourceData(
-                images=FileImages(
-                    root,
-                    relpaths,
-                    image_size=self.params["image_size"],
-                    listed_in="the class folders",
-                    workers=self.params["workers"],
-                ),
-                labels=labels,
-                class_names=[d.name for d in class_dirs],
-                split=class_split[labels],
-                keys=relpaths,
-                sources={},
-            )
-        )
+        names = [d.name for d in class_dirs]
+        return self.class_range_photos(root, relpaths, labels, names, "the class folders", {})

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import FileImages
-from .source import SOURCES, Source, SourceData, dense_labels, read_table, require_dir, sha256_file
-from .splits import GALLERY, QUERY, TRAIN, check_count
+from .photo_source import PhotoSource
+from .source import SOURCES, SourceData, dense_labels, read_table, require_dir, sha256_file
+from .splits import GALLERY, QUERY, TRAIN
 
 PARTITION = "list_eval_partition.txt"
 HEADER = ["image_name", "item_id", "evaluation_status"]
@@ -42,7 +42,7 @@ def find_partition(raw_dir: Path) -> Path:
 
 
 @SOURCES.register("inshop")
-class InShop(Source):
+class InShop(PhotoSource):
     """In-shop with the release's train / query / gallery partition."""
 
     description = "DeepFashion In-shop Clothes Retrieval; release partition: train items, query vs gallery for eval."
@@ -53,11 +53,7 @@ class InShop(Source):
     layout = "Eval/list_eval_partition.txt + Img/img/"
 
     def __init__(self, val_classes: int = 400, image_size: int = 128, workers: int = 0):
-        super().__init__(
-            val_classes=val_classes,
-            image_size=check_count(image_size, "image_size", low=4),
-            workers=workers,
-        )
+        super().__init__(image_size, workers, val_classes=val_classes)
 
     def load(self, raw_dir: Path) -> SourceData:
         raw_dir = require_dir(raw_dir)
@@ -79,19 +75,6 @@ class InShop(Source):
         relpaths = [r[0] for r in rows]
         image_root = raw_dir if (raw_dir / relpaths[0]).is_file() else raw_dir / "Img"
         items, labels = dense_labels(np.array([r[1] for r in rows]))
-        return self.finish(
-            SourceData(
-                images=FileImages(
-                    image_root,
-                    relpaths,
-                    image_size=self.params["image_size"],
-                    listed_in=PARTITION,
-                    workers=self.params["workers"],
-                ),
-                labels=labels,
-                class_names=[str(i) for i in items],
-                split=np.array([STATUSES[r[2]] for r in rows], dtype="<U7"),
-                keys=relpaths,
-                sources={PARTITION: sha256_file(path)},
-            )
-        )
+        split = np.array([STATUSES[r[2]] for r in rows], dtype="<U7")
+        names = [str(i) for i in items]
+        return self.photos(image_root, relpaths, labels, names, split, PARTITION, {PARTITION: sha256_file(path)})

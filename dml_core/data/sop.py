@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import FileImages
+from .photo_source import PhotoSource
 from .source import (
     SOURCES,
-    Source,
     SourceData,
     dense_labels,
     find_release_root,
@@ -34,7 +33,7 @@ from .source import (
     require_dir,
     sha256_file,
 )
-from .splits import EVAL, TRAIN, check_count
+from .splits import EVAL, TRAIN
 
 RELEASE_DIR = "Stanford_Online_Products"
 HEADER = ["image_id", "class_id", "super_class_id", "path"]
@@ -55,7 +54,7 @@ def read_ebay_list(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 @SOURCES.register("sop")
-class StanfordOnlineProducts(Source):
+class StanfordOnlineProducts(PhotoSource):
     """SOP with its own class-disjoint train / test lists (11,318 / 11,316 classes)."""
 
     description = "Stanford Online Products; Ebay_train.txt classes train, Ebay_test.txt classes eval."
@@ -66,11 +65,7 @@ class StanfordOnlineProducts(Source):
     layout = "Stanford_Online_Products/{Ebay_train.txt, Ebay_test.txt, <super_class>_final/}"
 
     def __init__(self, val_classes: int = 1000, image_size: int = 128, workers: int = 0):
-        super().__init__(
-            val_classes=val_classes,
-            image_size=check_count(image_size, "image_size", low=4),
-            workers=workers,
-        )
+        super().__init__(image_size, workers, val_classes=val_classes)
 
     def load(self, raw_dir: Path) -> SourceData:
         root = find_release_root(require_dir(raw_dir), RELEASE_DIR, "Ebay_train.txt")
@@ -90,19 +85,7 @@ class StanfordOnlineProducts(Source):
         folder = {}
         for label, path in zip(labels.tolist(), relpaths):
             folder.setdefault(label, path.split("/", 1)[0])
-        return self.finish(
-            SourceData(
-                images=FileImages(
-                    root,
-                    relpaths,
-                    image_size=self.params["image_size"],
-                    listed_in="Ebay_train.txt / Ebay_test.txt",
-                    workers=self.params["workers"],
-                ),
-                labels=labels,
-                class_names=[f"{folder[k]}/{c}" for k, c in enumerate(unique.tolist())],
-                split=np.array(split, dtype="<U7"),
-                keys=relpaths,
-                sources={name: sha256_file(root / name) for name in LISTS},
-            )
-        )
+        names = [f"{folder[k]}/{c}" for k, c in enumerate(unique.tolist())]
+        split = np.array(split, dtype="<U7")
+        sources = {name: sha256_file(root / name) for name in LISTS}
+        return self.photos(root, relpaths, labels, names, split, "Ebay_train.txt / Ebay_test.txt", sources)
