@@ -74,7 +74,8 @@ def cmd_report(args) -> int:
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"sweep": directory.name, "profile": directory.name.rsplit("-", 1)[0]}
     _, profile = load_profile(args.params, meta["profile"], meta.get("overrides"))
     print(write_sweep_report(
-        directory, meta["sweep"], meta["profile"], profile, records, meta.get("versions", {}), meta.get("seconds", 0.0),
+        # seconds 0: a re-render, whose run information comes from sweep.json, not from now
+        directory, meta["sweep"], meta["profile"], profile, records, meta.get("versions", {}), 0.0,
         write_results=False,
     ))
     return 0

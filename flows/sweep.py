@@ -21,6 +21,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from dml_core.report import markdown_table
+from dml_core.report.build import git_commit, now_utc, write_atomic
 from dml_core.sweep.profile import Profile, load_profile
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -154,10 +155,16 @@ def dml_sweep(
             best = max(finished, key=lambda o: o.metrics.get("map@r", 0.0))
             tracker.log_best_model(best, prof.mlflow.registered_model)
         out_dir.mkdir(parents=True, exist_ok=True)
-        meta = {"sweep": name, "profile": profile_name, "overrides": overrides or {}, "params": params_path, "versions": versions,
-                "seconds": round(time.perf_counter() - started, 1), "mlflow_parent": tracker.parent_url()}
-        (out_dir / "sweep.json").write_text(json.dumps(meta, indent=1))
-        report = write_report(out_dir, name, profile_name, prof, records, versions, time.perf_counter() - started)
+        # sweep.json says when, on which commit and in how long the results were computed. A
+        # call that ran no trial (all resumed) keeps the one of the run that did, and its
+        # report says so, not that these results are from now.
+        seconds = round(time.perf_counter() - started, 1) if todo else None
+        if todo or not (out_dir / "sweep.json").is_file():
+            meta = {"sweep": name, "profile": profile_name, "overrides": overrides or {}, "params": params_path,
+                    "versions": versions, "seconds": seconds, "date": now_utc(), "commit": git_commit(PROJECT_DIR),
+                    "trials": len(trials), "trials_run": len(todo), "mlflow_parent": tracker.parent_url()}
+            write_atomic(out_dir / "sweep.json", json.dumps(meta, indent=1))
+        report = write_report(out_dir, name, profile_name, prof, records, versions, seconds or 0.0)
         tracker.log_report(report.parent)
         create_markdown_artifact(key="dml-sweep-results", markdown=markdown_table(records), description=f"sweep {name}")
         create_link_artifact(key="dml-sweep-mlflow", link=tracker.parent_url(), description="the sweep's MLflow parent run")

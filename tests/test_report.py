@@ -355,3 +355,26 @@ def test_build_report_on_the_real_smoke_results(tmp_path):
     assert all(f"## {cid}: " in md for cid in profile.comparisons)
     assert (tmp_path / "report.html").is_file() and json.loads((tmp_path / "metrics.json").read_text())
     assert len(list((tmp_path / "plots").glob("*.png"))) >= 2 * len(profile.comparisons)
+
+
+def test_a_rerender_says_when_and_on_which_commit_the_results_were_computed(tmp_path):
+    # `dml report`, or a sweep whose trials had all finished before, computes nothing: the
+    # report must carry the date, commit and wall time of the run that did.
+    from dml_core.report.build import run_info
+
+    profile = known_answer_profile()
+    (tmp_path / "sweep.json").write_text(json.dumps(
+        {"seconds": 600.0, "date": "2026-01-02 03:04 UTC", "commit": "abc1234", "versions": {"default": "v1.dir"}}
+    ))
+    info = run_info(tmp_path, profile, [], {}, 0.0, None)
+    assert (info["date"], info["commit"], info["seconds"], info["versions"]) == (
+        "2026-01-02 03:04 UTC", "abc1234", 600.0, {"default": "v1.dir"}
+    )
+    # An older sweep.json without date and commit: those come from the first report.
+    (tmp_path / "sweep.json").write_text(json.dumps({"seconds": 600.0}))
+    (tmp_path / "verdicts.json").write_text(json.dumps({"run": {"date": "d0", "commit": "c0", "seconds": 500.0}}))
+    info = run_info(tmp_path, profile, [], {}, 0.0, None)
+    assert (info["date"], info["commit"], info["seconds"]) == ("d0", "c0", 600.0)
+    # A run that measured: now, on the commit given.
+    info = run_info(tmp_path, profile, [], {"default": "v2.dir"}, 120.0, "fff0000")
+    assert (info["commit"], info["seconds"], info["source"]) == ("fff0000", 120.0, "measured by the sweep flow")

@@ -168,22 +168,21 @@ def run_info(out_dir: Path, profile, records: list[dict], versions: dict, second
     if seconds and seconds > 0:
         info.update(date=now_utc(), commit=commit or git_commit(), seconds=float(seconds), source="measured by the sweep flow")
     else:
+        # A re-render: what the flow recorded in sweep.json, filled in from the report the
+        # sweep wrote first (verdicts.json) for what an older sweep.json lacks.
         sweep = read_json(out_dir / "sweep.json")
-        prev = (read_json(out_dir / "verdicts.json") or {}).get("run") if (out_dir / "verdicts.json").exists() else None
-        if isinstance(sweep, dict):
-            secs = next((sweep.get(k) for k in ("seconds", "wall_seconds", "wall_time_seconds") if isinstance(sweep.get(k), (int, float))), None)
-            info.update(
-                date=sweep.get("date") or sweep.get("finished") or sweep.get("started"),
-                commit=sweep.get("commit"),
-                seconds=float(secs) if secs else None,
-                source="sweep.json",
-            )
-            if not info["versions"]:
-                info["versions"] = dict(sweep.get("versions") or sweep.get("data_versions") or {})
-        if isinstance(prev, dict) and info["seconds"] is None and prev.get("seconds"):
-            info.update(date=prev.get("date"), commit=prev.get("commit"), seconds=prev.get("seconds"), source="the report first written by the sweep")
-            if not info["versions"]:
-                info["versions"] = dict(prev.get("versions") or {})
+        sweep = sweep if isinstance(sweep, dict) else {}
+        prev = read_json(out_dir / "verdicts.json")
+        prev = prev.get("run") if isinstance(prev, dict) and isinstance(prev.get("run"), dict) else {}
+        secs = next((sweep.get(k) for k in ("seconds", "wall_seconds", "wall_time_seconds") if isinstance(sweep.get(k), (int, float))), None)
+        info.update(
+            date=sweep.get("date") or prev.get("date"),
+            commit=sweep.get("commit") or prev.get("commit"),
+            seconds=float(secs) if secs else prev.get("seconds"),
+            source="sweep.json" if sweep else "the report first written by the sweep" if prev else None,
+        )
+        if not info["versions"]:
+            info["versions"] = dict(sweep.get("versions") or prev.get("versions") or {})
     if not info["versions"]:
         info["versions"] = versions_from_embeddings(profile, records)
     return info
