@@ -1,4 +1,4 @@
-"""Large index buffers backed by transparent huge pages.
+"""Large CPU buffers (miner outputs, [B, B] matrices) backed by transparent huge pages.
 
 A margin miner's output at B = 1024 is about 100 MB of int64 indices, written once. Fresh
 memory is faulted in page by page, and on this kind of machine (a VM: about 1-3 us per 4 KiB

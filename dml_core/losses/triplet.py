@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 
 from ..distances import Distance, build_distance
-from ..miners.row_sort import sort_rows
-from ..miners import triplet_search
 from ..huge_pages import empty_large
+from ..miners import triplet_search
+from ..miners.row_sort import sort_rows
 from ..miners.triplet_search import label_masks
 from ..validation import check_positive
 from .base import MetricLoss
@@ -51,16 +51,14 @@ def indexed_triplet_terms(dist: torch.Tensor, a, p, n, margin: float) -> Terms:
     with torch.no_grad():
         flat = dist.detach().reshape(-1)
         cols, cells, total = dist.shape[1], flat.numel(), len(a)
-        # Inactive triplets are counted in an extra bin past the matrix, then dropped. Many
-        # triplets per cell: bincount (one pass, plus zeroing its [B*B] output per chunk);
-        # few: index_add into the counts directly.
+        # Inactive triplets are counted in an extra bin past the matrix, then dropped.
         counts = torch.zeros(cells + 1, dtype=torch.int64, device=dist.device)
-        by_bincount = total >= cells // 4
-        step = max(1, min(total, max(cells, triplet_search.CHUNK) if by_bincount else triplet_search.CHUNK))
+        step = max(1, min(total, triplet_search.CHUNK))
         # One workspace for every chunk's temporaries (see triplet_search.expand_ranges).
         flat_ap, flat_an = empty_large((2, step), torch.int64, dist.device)
         d_ap, d_an = empty_large((2, step), dist.dtype, dist.device)
         inactive = torch.empty(step, dtype=torch.bool, device=dist.device)
+        ones = torch.ones(step, dtype=torch.int64, device=dist.device)
         n_active = 0
         for start in range(0, total, step):
             k = min(step, total - start)
@@ -78,12 +76,7 @@ def indexed_triplet_terms(dist: torch.Tensor, a, p, n, margin: float) -> Terms:
             if n_off:
                 ap.masked_fill_(off, cells)
                 an.masked_fill_(off, cells)
-            if by_bincount:
-                counts += torch.bincount(ap, minlength=cells + 1)
-                counts -= torch.bincount(an, minlength=cells + 1)
-            else:
-                ones = torch.ones(k, dtype=torch.int64, device=dist.device)
-                counts.index_add_(0, ap, ones).index_add_(0, an, ones, alpha=-1)
+            counts.index_add_(0, ap, ones[:k]).index_add_(0, an, ones[:k], alpha=-1)
         grad = counts[:cells].view_as(dist).to(dist.dtype)
         value = torch.dot(grad.reshape(-1), flat) + margin * n_active
     return Terms(with_gradient(dist, value, grad), total, n_active)
