@@ -70,7 +70,13 @@ class _Euclidean(torch.autograd.Function):
         x, y, d = ctx.saved_tensors
         # d sqrt(u)/du = 1 / (2 sqrt u) is infinite at u = 0 (duplicates, the diagonal);
         # there the gradient is taken as 0, the subgradient of |x - y| at its kink.
-        c = torch.div(g, d, out=empty_large(d.shape, d.dtype, d.device)).masked_fill_(d == 0, 0.0)
+        zero = d == 0
+        if torch.is_grad_enabled():
+            # create_graph=True: no out= buffer (autograd refuses one), and no division by 0
+            # whose inf would turn into NaN in the second derivative.
+            c = (g / d.masked_fill(zero, 1.0)).masked_fill(zero, 0.0)
+        else:
+            c = torch.div(g, d, out=empty_large(d.shape, d.dtype, d.device)).masked_fill_(zero, 0.0)
         gx, gy = _expansion_grad(c, x, y, ctx.same, 1.0, ctx.needs_input_grad)
         return gx, gy, None
 

@@ -13,6 +13,8 @@ out of the same passes: the hinge's indicator for q = 1, twice the hinge for q =
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from ..distances import Distance, build_distance
@@ -109,7 +111,20 @@ class ContrastiveLoss(MetricLoss):
                     sums.append((value, nonzero))
                 (v_neg, nz_neg), (v_pos, nz_pos) = sums
                 count = len(a1) + len(a2)
-        return Terms(with_gradient(dist, v_pos + v_neg, grad), count, nz_pos + nz_neg)
+        # Squared hinges have curvature in D: a double backward differentiates the plain form.
+        recompute = partial(self.plain_total, labels=labels, indices=indices) if self.squared else None
+        return Terms(with_gradient(dist, v_pos + v_neg, grad, recompute), count, nz_pos + nz_neg)
+
+    def plain_total(self, dist: torch.Tensor, labels: torch.Tensor, indices) -> torch.Tensor:
+        """The sum of the terms through plain differentiable torch ops."""
+        if indices is None:
+            pos, neg = label_masks(labels)
+        else:
+            a1, p, a2, n = triplets_to_pairs(indices) if len(indices) == 3 else indices
+            pos = pair_counts(a1, p, dist.shape, dist.dtype)
+            neg = pair_counts(a2, n, dist.shape, dist.dtype)
+        q = 2 if self.squared else 1
+        return (pos * torch.relu(dist - self.pos_margin) ** q).sum() + (neg * torch.relu(self.neg_margin - dist) ** q).sum()
 
     def extra_repr(self) -> str:
         return (
