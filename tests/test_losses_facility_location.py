@@ -9,7 +9,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from conftest import clustered
 from dml_core import build_loss
-from dml_core.losses.clustering_search import FacilitySearch, nmi
+from dml_core.kernels.clustering_search import FacilitySearch, nmi
 
 
 def pairwise(x):

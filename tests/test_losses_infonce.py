@@ -10,7 +10,7 @@ from pytorch_metric_learning.losses import NTXentLoss
 from conftest import clustered
 from dml_core import build_loss, build_miner
 from dml_core.losses.infonce import sample_negatives
-from dml_core.miners.triplet_search import label_masks
+from dml_core.kernels.triplet_search import label_masks
 
 
 def cos(a, b):

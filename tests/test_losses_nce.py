@@ -8,7 +8,7 @@ import torch
 from conftest import clustered
 from dml_core import build_loss, build_miner
 from dml_core.losses.infonce import sample_negatives
-from dml_core.miners.triplet_search import label_masks
+from dml_core.kernels.triplet_search import label_masks
 
 
 def sigmoid(z):

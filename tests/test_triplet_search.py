@@ -5,10 +5,10 @@ import torch
 
 from conftest import clustered, grid_points
 from dml_core import build_distance, build_loss, build_miner
-from dml_core.miners import triplet_search
-from dml_core.huge_pages import empty_large
-from dml_core.miners.row_sort import sort_rows, sort_rows_with_order
-from dml_core.miners.triplet_search import SortedNegatives, count_below, expand_ranges, mask_pairs
+from dml_core.kernels import triplet_search
+from dml_core.kernels.huge_pages import empty_large
+from dml_core.kernels.row_sort import sort_rows, sort_rows_with_order
+from dml_core.kernels.triplet_search import SortedNegatives, count_below, expand_ranges, mask_pairs
 
 
 def tied_matrix(rng, rows, cols, dtype):

@@ -1,8 +1,8 @@
 """Pairwise distances (METHODS.md M1-M3). `build_distance(name, **opts)` -> d(x, y=None)."""
 from __future__ import annotations
 
+from ..kernels.expansion import euclidean_matrix, squared_euclidean_matrix
 from .base import Distance
-from .expansion import euclidean_matrix, squared_euclidean_matrix
 from .cosine import CosineDistance
 from .dot import DotDistance
 from .euclidean import EuclideanDistance

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..kernels.expansion import euclidean_matrix
 from .base import Distance
-from .expansion import euclidean_matrix
 from .registry import DISTANCES
 
 

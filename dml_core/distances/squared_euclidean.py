@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from ..kernels.expansion import squared_euclidean_matrix
 from .base import Distance
-from .expansion import squared_euclidean_matrix
 from .registry import DISTANCES
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..kernels.indices import check_indices
 from ..validation import check_class_labels, check_embeddings
-from .indices import check_indices
 from .reducers import REDUCERS, Terms
 
 

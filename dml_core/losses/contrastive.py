@@ -18,12 +18,12 @@ from functools import partial
 import torch
 
 from ..distances import Distance, build_distance
-from ..huge_pages import empty_large
-from ..miners.triplet_search import label_masks, mask_pairs
+from ..kernels.huge_pages import empty_large
+from ..kernels.indices import pair_counts, triplets_to_pairs
+from ..kernels.known_gradient import with_gradient
+from ..kernels.triplet_search import label_masks, mask_pairs
 from ..validation import check_positive
 from .base import MetricLoss
-from .indices import pair_counts, triplets_to_pairs
-from .known_gradient import with_gradient
 from .reducers import Terms
 from .registry import LOSSES
 

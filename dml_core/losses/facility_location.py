@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 
 from ..distances import build_distance
+from ..kernels.clustering_search import FacilitySearch, nmi
 from ..validation import check_positive
 from .base import MetricLoss
-from .clustering_search import FacilitySearch, nmi
 from .reducers import Terms
 from .registry import LOSSES
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..kernels.indices import pair_masks
 from ..validation import check_positive
 from .base import MetricLoss
-from .indices import pair_masks
 from .reducers import Terms
 from .registry import LOSSES
 

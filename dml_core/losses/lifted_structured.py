@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 
 from ..distances import build_distance
+from ..kernels.indices import pair_masks
 from ..validation import check_positive
 from .base import MetricLoss
-from .indices import pair_masks
 from .reducers import Terms
 from .registry import LOSSES
 

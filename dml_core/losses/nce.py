@@ -24,9 +24,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..kernels.indices import pair_masks
 from ..validation import check_positive
 from .base import MetricLoss
-from .indices import pair_masks
 from .infonce import check_count, cosine_logits, sample_negatives
 from .reducers import Terms
 from .registry import LOSSES

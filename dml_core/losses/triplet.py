@@ -14,14 +14,14 @@ from __future__ import annotations
 import torch
 
 from ..distances import Distance, build_distance
-from ..huge_pages import empty_large
-from ..miners import triplet_search
-from ..miners.row_sort import sort_rows
-from ..miners.triplet_search import label_masks
+from ..kernels import triplet_search
+from ..kernels.huge_pages import empty_large
+from ..kernels.indices import pairs_to_triplets
+from ..kernels.known_gradient import with_gradient
+from ..kernels.row_sort import sort_rows
+from ..kernels.triplet_search import label_masks
 from ..validation import check_positive
 from .base import MetricLoss
-from .indices import pairs_to_triplets
-from .known_gradient import with_gradient
 from .reducers import Terms
 from .registry import LOSSES
 

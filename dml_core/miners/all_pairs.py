@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from ..kernels.triplet_search import label_masks, mask_pairs
 from .base import Miner
 from .registry import MINERS
-from .triplet_search import label_masks, mask_pairs
 
 
 @MINERS.register("all_pairs")

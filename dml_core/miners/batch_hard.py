@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 
 from ..distances import Distance
+from ..kernels.triplet_search import label_masks
 from .base import Miner
 from .registry import MINERS
-from .triplet_search import label_masks
 
 
 @MINERS.register("batch_hard")

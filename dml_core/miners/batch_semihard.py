@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from ..distances import Distance
+from ..kernels.triplet_search import count_below, label_masks, mask_pairs, sort_negatives
 from .base import Miner
 from .registry import MINERS
-from .triplet_search import count_below, label_masks, mask_pairs, sort_negatives
 
 
 @MINERS.register("batch_semihard")

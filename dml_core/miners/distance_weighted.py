@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from ..kernels.triplet_search import empty_triplets, label_masks, mask_pairs
 from .base import Miner
 from .registry import MINERS
-from .triplet_search import empty_triplets, label_masks, mask_pairs
 
 
 @MINERS.register("distance_weighted")

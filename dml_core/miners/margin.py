@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from ..kernels.triplet_search import count_below, expand_ranges, label_masks, mask_pairs, sort_negatives
 from .base import MarginMiner
 from .registry import MINERS
-from .triplet_search import count_below, expand_ranges, label_masks, mask_pairs, sort_negatives
 
 
 def margin_cuts(dist: torch.Tensor, labels: torch.Tensor, margin: float):

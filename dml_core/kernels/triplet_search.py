@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..huge_pages import empty_large
+from .huge_pages import empty_large
 from .row_sort import sort_rows_with_order
 
 #: triplets expanded per step of `expand_ranges`

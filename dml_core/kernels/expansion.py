@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..huge_pages import empty_large
+from .huge_pages import empty_large
 
 
 def _expand(x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..huge_pages import empty_large
-from ..miners import triplet_search
+from . import triplet_search
+from .huge_pages import empty_large
 
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
