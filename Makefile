@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install prepare test test-fast bench clean sweep serve stop fashion-mnist
+.PHONY: install prepare test test-fast bench clean sweep serve stop fashion-mnist fonts
 
 install: $(VENV)/.installed
 
@@ -36,8 +36,27 @@ fashion-mnist:
 	  exit 1; \
 	fi
 
+# The default data's glyphs are drawn by the CJK fonts of these Debian packages (one file per
+# family: dml_core/data/fonts.py). Installed here when we are root with apt; otherwise say what to do.
+FONT_PACKAGES := fonts-arphic-ukai fonts-arphic-uming fonts-arphic-bkai00mp fonts-arphic-gbsn00lp \
+  fonts-wqy-zenhei fonts-wqy-microhei fonts-ipafont-gothic fonts-ipafont-mincho fonts-seto fonts-klee \
+  fonts-hanazono fonts-vlgothic fonts-droid-fallback fonts-cwtex-kai fonts-cwtex-ming fonts-lxgw-wenkai \
+  fonts-noto-cjk
+fonts:
+	@missing=$$(for p in $(FONT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing the CJK fonts of the glyphs dataset:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+	  echo "The glyphs dataset needs these Debian font packages:" $$missing >&2; \
+	  echo "Install them with" >&2; \
+	  echo "  sudo apt-get update && sudo apt-get install -y $(FONT_PACKAGES)" >&2; \
+	  exit 1; \
+	fi
+
 # The DVC stage runs `python`: the venv must come first on PATH.
-prepare: install fashion-mnist
+prepare: install fashion-mnist fonts
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dvc repro prepare
 
 test: install

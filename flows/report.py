@@ -56,6 +56,64 @@ def c9_baselines(out_dir: Path, profile: Profile, records: list[dict]) -> list[d
     return found
 
 
+SANITY_CACHE = "sanity.json"
+SANITY_CACHE_VERSION = 1  # bump when dml_core.report.sanity changes what it computes
+
+
+def resolved_trial(profile: Profile, method: str, records: list[dict]):
+    """The method's first trial config, on the dataset directory its trials ran on (the
+    absolute path in their records), else the profile's path under the project."""
+    config = profile.method_trials(method)[0]
+    ran_on = [str((r.get("config") or {}).get("dataset") or "") for r in records if r.get("method") == method]
+    found = next((d for d in ran_on if d and Path(d).is_dir()), None)
+    p = Path(found or config.dataset)
+    return config.model_copy(update={"dataset": str(p if p.is_absolute() else PROJECT_DIR / p)})
+
+
+def sanity_references(out_dir: Path, profile: Profile, records: list[dict]) -> dict[str, list[dict]]:
+    """{comparison id: raw-pixel and untrained-network records} for the sanity gate, scored
+    once per (dataset, labels) of the comparisons' first methods and cached in sanity.json
+    (keyed by the data version, model, evaluation settings and seeds)."""
+    from dml_core.data import data_version
+    from dml_core.report.sanity import reference_records
+
+    cache_path = out_dir / SANITY_CACHE
+    try:
+        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    except ValueError:
+        cache = {}
+    out, computed, changed = {}, {}, False
+    for cid, comp in profile.comparisons.items():
+        method = next((m for m in comp.methods if m in profile.methods), None)
+        if method is None:
+            continue
+        config = resolved_trial(profile, method, records)
+        group = f"{profile.methods[method].dataset}:{'class' if config.labels == 'class' else 'continuous'}"
+        if group not in computed:
+            try:
+                version = data_version(config.dataset)
+            except (OSError, ValueError):
+                continue  # the trials failed on it too; the report says so
+            key = {"version": SANITY_CACHE_VERSION, "data_version": version, "dataset": config.dataset, "model": config.model.model_dump(mode="json"),
+                   "eval": config.eval.model_dump(mode="json"), "labels": config.labels, "label_bins": config.label_bins,
+                   "seeds": list(profile.seeds)}
+            stored = cache.get(group) or {}
+            if stored.get("key") == key:
+                computed[group] = stored["records"]
+            else:
+                try:
+                    computed[group] = reference_records(config, list(profile.seeds))
+                except Exception as e:  # noqa: BLE001 - an unscored gate is reported, never fatal
+                    computed[group] = [{"trial_id": "sanity", "name": "sanity", "method": "sanity", "seed": None,
+                                        "status": "failed", "error": f"{type(e).__name__}: {e}", "metrics": {}}]
+                cache[group] = {"key": key, "records": computed[group]}
+                changed = True
+        out[cid] = computed[group]
+    if changed:
+        write_atomic(cache_path, json.dumps(cache, indent=1, default=str))
+    return out
+
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 README_PROFILE = "quick"  # the README shows the latest run of the default profile
 
@@ -110,7 +168,9 @@ def write_sweep_report(
     if write_results:  # `dml report` re-renders from results.json and leaves it as it is
         write_atomic(out_dir / "results.json", json.dumps(records, indent=1, default=str))
     baselines = c9_baselines(out_dir, profile, records)
-    report = build_report(out_dir, name, profile_name, profile, records, versions, seconds, baselines, commit=git_commit(PROJECT_DIR))
+    references = sanity_references(out_dir, profile, records)
+    report = build_report(out_dir, name, profile_name, profile, records, versions, seconds, baselines,
+                          commit=git_commit(PROJECT_DIR), references=references)
     if profile_name == README_PROFILE:
         update_readme(out_dir)
     return report

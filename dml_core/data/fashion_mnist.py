@@ -90,6 +90,7 @@ class FashionMNIST(Source):
     )
     citation = CITATION
     layout = "{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz"
+    default_raw_dir = DEFAULT_RAW_DIR
 
     def __init__(self, train_classes: int | None = None, val_classes: int = 2, image_size: int = 28):
         super().__init__(

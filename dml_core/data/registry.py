@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 # Importing the modules registers their sources.
-from . import cars196, cub200, fashion_mnist, imagefolder, inshop, rotation, sop  # noqa: F401
+from . import cars196, cub200, fashion_mnist, glyphs, imagefolder, inshop, rotation, sop  # noqa: F401
 from .prepared import DEFAULT_SHARD_SIZE, write_prepared
 from .source import SOURCES
 from .splits import check_count
@@ -13,6 +13,11 @@ from .splits import check_count
 
 def known_sources() -> list[str]:
     return SOURCES.names()
+
+
+def default_raw_dir(name: str) -> Path | None:
+    """The raw directory source ``name`` reads when none is given, or None if it needs one."""
+    return SOURCES.get(name).default_raw_dir
 
 
 def source_options(name: str) -> dict[str, Any]:
@@ -32,14 +37,15 @@ def prepare_dataset(
 
     ``params`` are the source's parameters (see ``source_options(name)``); an unknown name
     or parameter is a ValueError listing the known ones. ``raw_dir=None`` is allowed for the
-    Fashion-MNIST sources and means /usr/share/datasets/fashion-mnist. Returns the card.
+    sources installed by a Debian package and means that package's directory
+    (``default_raw_dir``: /usr/share/datasets/fashion-mnist for Fashion-MNIST). Returns the card.
     Nothing is written unless the whole preparation succeeds.
     """
     source = SOURCES.build(name, **params)
     shard_size = check_count(shard_size, "shard_size", low=1)
     if raw_dir is None:
-        if name not in ("fashion_mnist", "rotation"):
+        raw_dir = default_raw_dir(name)
+        if raw_dir is None:
             raise ValueError(f"raw_dir is required for dataset source {name!r}")
-        raw_dir = fashion_mnist.DEFAULT_RAW_DIR
     data = source.load(Path(raw_dir))
     return write_prepared(out_dir, source=source, data=data, shard_size=shard_size)

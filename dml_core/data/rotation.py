@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .fashion_mnist import CITATION as FMNIST_CITATION
-from .fashion_mnist import CLASS_NAMES, read_fashion_mnist
+from .fashion_mnist import CLASS_NAMES, DEFAULT_RAW_DIR, read_fashion_mnist
 from .images import ArrayImages, resize_array
 from .source import SOURCES, Source, SourceData
 from .splits import check_count, class_range_split
@@ -137,6 +137,7 @@ class Rotation(Source):
         "Learning Beyond Binary Supervision. CVPR 2019."
     )
     layout = "the fashion_mnist IDX files"
+    default_raw_dir = DEFAULT_RAW_DIR
 
     def __init__(
         self,

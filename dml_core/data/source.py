@@ -47,6 +47,9 @@ class Source:
     description: str = ""
     citation: str = ""
     layout: str = ""
+    # Where the raw files lie when params.yaml gives no raw_dir (or its DVC import is absent):
+    # the Debian package's directory for sources that come from one, else None.
+    default_raw_dir: Path | None = None
     runtime_params: tuple[str, ...] = ("workers",)
 
     def __init__(self, **params: Any):

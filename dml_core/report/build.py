@@ -25,7 +25,8 @@ import numpy as np
 
 from .published import PUBLISHED, published_loss, published_table, ranking_agreement
 from .summary import comparison_table, markdown_table, mean_interval, summarize
-from .verdict import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, ClaimVerdict, judge, overall, parse_claim
+from .sanity import REFERENCES, gate, reference_values
+from .verdict import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, NOT_TESTABLE, ClaimVerdict, judge, overall, parse_claim
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TARGET_MINUTES = 20.0
@@ -37,7 +38,8 @@ LABELS = {
     "r_precision": "R-precision", "nmi": "NMI", "spearman": "Spearman", "ndcg@1": "NDCG@1", "ndcg@2": "NDCG@2",
     "ndcg@4": "NDCG@4", "ndcg@8": "NDCG@8", "precision@1": "P@1",
 }
-VERDICT_MARK = {HOLDS: "**holds**", DOES_NOT_HOLD: "**does not hold**", INCONCLUSIVE: "inconclusive"}
+VERDICT_MARK = {HOLDS: "**holds**", DOES_NOT_HOLD: "**does not hold**", INCONCLUSIVE: "inconclusive",
+                NOT_TESTABLE: "not testable here"}
 
 
 def label(metric: str) -> str:
@@ -410,9 +412,10 @@ def published_datasets(profile, comp, records: list[dict]) -> list[str]:
 
 
 def is_c5(cid: str, comp) -> bool:
-    """C5 (or a comparison of the four CVPR 2017 losses, as the paper profile's C5_cars)."""
+    """A comparison of the four CVPR 2017 losses (C5, the paper profile's C5_cars), not C5's
+    C/m ratios, which have no published numbers of their own here."""
     losses = {published_loss(m) for m in comp.methods}
-    return cid.upper().startswith("C5") or (len(comp.methods) == 4 and None not in losses and len(losses) == 4)
+    return len(comp.methods) == 4 and None not in losses and len(losses) == 4
 
 
 def c5_published(profile, comp, records: list[dict]) -> tuple[str, list[dict]]:
@@ -451,9 +454,13 @@ def headline_metrics(profile, comp) -> list[str]:
 
 
 def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: list[dict], versions: dict,
-                 seconds: float, baselines: list[dict] | None = None, *, commit: str | None = None) -> Path:
+                 seconds: float, baselines: list[dict] | None = None, *, commit: str | None = None,
+                 references: dict[str, list[dict]] | None = None) -> Path:
     """Write report.md, report.html, metrics.json, verdicts.json and plots/*.png into out_dir;
-    returns the path of report.md."""
+    returns the path of report.md.
+
+    ``references`` maps a comparison id to its sanity-gate records (raw pixels, the untrained
+    network: ``sanity.reference_records``); a comparison without them is judged ungated."""
     out_dir = Path(out_dir)
     plots_dir = out_dir / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -468,13 +475,17 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
     metrics_json: dict[str, dict] = {}
     for cid, comp in profile.comparisons.items():
         comp_baselines = baselines if comp.baselines else []
-        methods = list(comp.methods) + baseline_names(comp_baselines)
-        verdicts = [judge(c, all_records, comp.metric) for c in comp.expect]
+        refs = list((references or {}).get(cid) or [])
+        ref_values = reference_values(refs, comp.metric)
+        fixed = set(baseline_names(comp_baselines))
+        verdicts = [gate(judge(c, all_records, comp.metric), ref_values, fixed) for c in comp.expect]
+        methods = list(comp.methods) + baseline_names(comp_baselines) + [m for m in REFERENCES if any(r.get("method") == m for r in refs)]
         entry = {"claim": comp.claim, "metric": comp.metric, "methods": methods, "overall": overall(verdicts),
-                 "verdicts": [v.as_dict() for v in verdicts]}
-        sections.append(render_section(cid, comp, profile, records, all_records, comp_baselines, verdicts, plots_dir, entry))
+                 "verdicts": [v.as_dict() for v in verdicts],
+                 "sanity_gate": {m: ref_values.get(m) for m in REFERENCES} if refs else None}
+        sections.append(render_section(cid, comp, profile, records, all_records + refs, comp_baselines, verdicts, plots_dir, entry, refs))
         comparisons[cid] = entry
-        summ = summarize([r for r in all_records if r.get("method") in methods], headline_metrics(profile, comp))
+        summ = summarize([r for r in all_records + refs if r.get("method") in methods], headline_metrics(profile, comp))
         flat = {}
         for m in methods:
             for k in headline_metrics(profile, comp):
@@ -484,7 +495,7 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
             key = f"{v.a}_{'vs' if v.op == '>' else 'ne'}_{v.b}"
             flat[f"{key}.diff"] = None if math.isnan(v.diff) else round(v.diff, 6)
             flat[f"{key}.p"] = None if math.isnan(v.p) else round(v.p, 6)
-            flat[f"{key}.holds"] = {HOLDS: 1, DOES_NOT_HOLD: -1, INCONCLUSIVE: 0}[v.verdict]
+            flat[f"{key}.holds"] = {HOLDS: 1, DOES_NOT_HOLD: -1, INCONCLUSIVE: 0, NOT_TESTABLE: None}[v.verdict]
         metrics_json[cid] = flat
 
     doc = {"sweep": sweep_name, "profile": profile_name, "run": run, "rendered": rendered,
@@ -497,8 +508,9 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
     return out_dir / "report.md"
 
 
-def render_section(cid, comp, profile, records, all_records, comp_baselines, verdicts, plots_dir, entry) -> str:
+def render_section(cid, comp, profile, records, all_records, comp_baselines, verdicts, plots_dir, entry, refs=()) -> str:
     methods = list(comp.methods) + baseline_names(comp_baselines)
+    ref_methods = [m for m in REFERENCES if any(r.get("method") == m for r in refs)]
     lines = [f"## {cid}: {overall(verdicts)}", "", f"**Claim (seeds).** {comp.claim}", ""]
     if comp.expect:
         lines += ["**Tested as** (on " + label(comp.metric) + "): " + "; ".join(f"`{parse_claim(c).text}`" for c in comp.expect) + ".", ""]
@@ -515,8 +527,14 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
     metrics = table_metrics(profile, comp)
     lines += [
         "**Results** (mean ± half-width of the 95% Student-t interval over seeds, ×100; best mean in bold):", "",
-        comparison_table(all_records, methods, metrics, labels=LABELS), "",
+        comparison_table(all_records, methods + ref_methods, metrics, labels=LABELS), "",
     ]
+    if ref_methods:
+        lines += [
+            "**Sanity gate.** `raw_pixels` is the flattened pixels (Euclidean), `untrained` the same network at each "
+            "seed's random initialisation, both scored on the same evaluation items with the same code. A claim is "
+            f"judged only where its learned methods beat both on {label(comp.metric)}; otherwise it is *not testable here*.", "",
+        ]
     if verdicts:
         kinds = sorted({v.test for v in verdicts})
         lines += [

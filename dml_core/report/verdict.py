@@ -39,6 +39,8 @@ from .summary import mean_interval
 
 ALPHA = 0.05
 HOLDS, DOES_NOT_HOLD, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+# Set by the sanity gate (sanity.py): the methods do not beat raw pixels and the untrained network.
+NOT_TESTABLE = "not testable here"
 _CLAIM = re.compile(r"\s*([\w.\-]+)\s*(>|<|!=)\s*([\w.\-]+)\s*")
 
 
@@ -210,6 +212,7 @@ def overall(verdicts: list[ClaimVerdict]) -> str:
     kinds = [v.verdict for v in verdicts]
     if len(set(kinds)) == 1:
         return kinds[0]
-    counts = [(HOLDS, "hold"), (DOES_NOT_HOLD, "do not hold"), (INCONCLUSIVE, "inconclusive")]
-    parts = [f"{kinds.count(k)} {word if kinds.count(k) > 1 or k == INCONCLUSIVE else {HOLDS: 'holds', DOES_NOT_HOLD: 'does not hold'}[k]}" for k, word in counts if kinds.count(k)]
+    counts = [(HOLDS, "hold", "holds"), (DOES_NOT_HOLD, "do not hold", "does not hold"),
+              (INCONCLUSIVE, "inconclusive", "inconclusive"), (NOT_TESTABLE, "not testable here", "not testable here")]
+    parts = [f"{kinds.count(k)} {plural if kinds.count(k) > 1 else single}" for k, plural, single in counts if kinds.count(k)]
     return "mixed (" + ", ".join(parts) + ")"

@@ -1,0 +1,225 @@
+"""Glyphs: CJK characters as classes, each drawn by every font family: a many-class set.
+
+Each class is one CJK Unified Ideograph (U+4E00-U+9FFF) that every family used has in its
+character map; each instance is that character rendered by one family (``fonts.py``), white
+on black, with seeded jitter (font size, shift, rotation). It plays the part Omniglot plays
+in the metric-learning literature (Lake et al., Science 2015: 1,623 characters by 20
+drawers): thousands of classes with a handful of instances each, so the test classes are
+truly unseen ones, as in CUB-200 or SOP (Oh Song et al., CVPR 2016).
+
+Classes are split by a seeded permutation (``partition``): the first ``train_classes`` train
+(the last ``val_classes`` of them held out as ``val``), the next ``eval_classes`` evaluate.
+Another partition seed gives another class-disjoint split of the same characters, so a
+comparison can be replicated over class partitions as well as training seeds. The jitter is
+drawn per (character, family, render) from ``seed`` and does not depend on the partition.
+
+Rendering uses Pillow's basic layout (no shaping library) and bilinear rotation on an
+integer grid: the same parameters and font files give the same bytes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .fonts import FAMILIES, SYSTEM_FONT_DIR, Family, find_font, package_version, select_families
+from .images import ArrayImages
+from .source import SOURCES, Source, SourceData, sha256_file
+from .splits import EVAL, TRAIN, check_count
+
+BLOCK = (0x4E00, 0x9FFF)  # CJK Unified Ideographs
+
+
+def read_font(path: Path, family: Family) -> tuple[set[int], str]:
+    """(the CJK codepoints of the font's cmap, the font's own version string)."""
+    from fontTools.ttLib import TTFont
+
+    try:
+        font = TTFont(path, fontNumber=family.face, lazy=True)
+        cmap = font.getBestCmap() or {}
+        version = font["name"].getDebugName(5) or ""
+    except Exception as e:  # noqa: BLE001 - fontTools raises many types for a damaged file
+        raise ValueError(
+            f"font file {path} (family {family.name!r}, package {family.package}) cannot be read: "
+            f"{type(e).__name__}: {e}; reinstall it with `apt-get install --reinstall {family.package}`"
+        ) from None
+    return {c for c in cmap if BLOCK[0] <= c <= BLOCK[1]}, version.strip()
+
+
+def common_characters(cmaps: dict[str, set[int]]) -> list[int]:
+    """Codepoints every family has, sorted."""
+    return sorted(set.intersection(*cmaps.values()))
+
+
+def load_pillow_font(path: Path, family: Family, size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype(str(path), size, index=family.face, layout_engine=ImageFont.Layout.BASIC)
+    except OSError as e:
+        raise ValueError(
+            f"font file {path} (family {family.name!r}, package {family.package}) cannot be rendered: {e}; "
+            f"reinstall it with `apt-get install --reinstall {family.package}`"
+        ) from None
+
+
+def render(font, codepoint: int, size: int, dx: int, dy: int, angle: float, *, where: str) -> np.ndarray:
+    """uint8 [size, size]: the glyph's ink box centred, rotated ``angle`` degrees
+    counter-clockwise about the centre (bilinear), then shifted by (dx, dy) pixels.
+
+    Drawn on a canvas with a margin of size / 2 on every side so rotation loses no ink, then
+    cropped. A glyph with no ink is an error naming ``where`` (the font) and the character.
+    """
+    from PIL import Image, ImageDraw
+
+    pad = size // 2
+    side = size + 2 * pad
+    canvas = Image.new("L", (side, side), 0)
+    char = chr(codepoint)
+    left, top, right, bottom = font.getbbox(char)
+    if right <= left or bottom <= top:
+        raise ValueError(f"{where} renders U+{codepoint:04X} {char!r} blank, though its cmap lists it")
+    x = round(side / 2 - (left + right) / 2)
+    y = round(side / 2 - (top + bottom) / 2)
+    ImageDraw.Draw(canvas).text((x, y), char, fill=255, font=font)
+    if canvas.getbbox() is None:
+        raise ValueError(f"{where} renders U+{codepoint:04X} {char!r} blank, though its cmap lists it")
+    if angle:
+        canvas = canvas.rotate(angle, resample=Image.Resampling.BILINEAR)
+    box = (pad - dx, pad - dy, pad - dx + size, pad - dy + size)
+    return np.asarray(canvas.crop(box), dtype=np.uint8)
+
+
+@SOURCES.register("glyphs")
+class Glyphs(Source):
+    """CJK characters (classes) x font families (instances), jittered; split by ``partition``."""
+
+    description = (
+        "CJK Unified Ideographs that every font family used maps, one class per character; each "
+        "instance is the character rendered by one family with seeded size, shift and rotation "
+        "jitter; classes split train / val / eval by a seeded permutation (partition)."
+    )
+    citation = (
+        "Fonts from Debian's packages (see fonts on this card). The benchmark design follows "
+        "Omniglot: Lake, Salakhutdinov, Tenenbaum. Human-level concept learning through "
+        "probabilistic program induction. Science 350(6266), 2015."
+    )
+    layout = "font files by their Debian names (ukai.ttc, ipag.ttf, ...), directly or in any subfolder"
+    default_raw_dir = SYSTEM_FONT_DIR
+
+    def __init__(
+        self,
+        train_classes: int = 2288,
+        val_classes: int = 288,
+        eval_classes: int | None = 1200,
+        partition: int = 0,
+        seed: int = 0,
+        families: list[str] | None = None,
+        renders_per_family: int = 1,
+        image_size: int = 32,
+        font_size: list[int] = (22, 30),
+        max_shift: int = 3,
+        max_rotation: float = 8.0,
+    ):
+        size = check_count(image_size, "image_size", low=8)
+        if not isinstance(font_size, (list, tuple)) or len(font_size) != 2:
+            raise ValueError(f"font_size must be [low, high] in pixels, got {font_size!r}")
+        low = check_count(font_size[0], "font_size[0]", low=4, high=size)
+        high = check_count(font_size[1], "font_size[1]", low=low, high=size)
+        if isinstance(max_rotation, bool) or not isinstance(max_rotation, (int, float)) or not 0 <= max_rotation <= 180:
+            raise ValueError(f"max_rotation must be a number of degrees in [0, 180], got {max_rotation!r}")
+        super().__init__(
+            train_classes=check_count(train_classes, "train_classes", low=2),
+            val_classes=check_count(val_classes, "val_classes", low=0, high=train_classes - 1),
+            eval_classes=None if eval_classes is None else check_count(eval_classes, "eval_classes", low=1),
+            partition=check_count(partition, "partition", low=0),
+            seed=check_count(seed, "seed", low=0),
+            families=None if families is None else list(families),
+            renders_per_family=check_count(renders_per_family, "renders_per_family", low=1),
+            image_size=size,
+            font_size=[low, high],
+            max_shift=check_count(max_shift, "max_shift", low=0, high=size // 4),
+            max_rotation=float(max_rotation),
+        )
+        self.families = select_families(self.params["families"])
+
+    def split_classes(self, characters: list[int], limiting: str) -> tuple[np.ndarray, np.ndarray]:
+        """(codepoints in label order, split name per label) from the partition's permutation."""
+        p = self.params
+        n_train = p["train_classes"]
+        n_eval = len(characters) - n_train if p["eval_classes"] is None else p["eval_classes"]
+        if n_train + max(n_eval, 1) > len(characters):
+            raise ValueError(
+                f"train_classes {n_train} + eval_classes {p['eval_classes']} asks for more classes than the "
+                f"{len(characters)} characters that all {len(self.families)} families share ({limiting}); "
+                "lower them or drop a family"
+            )
+        order = np.random.default_rng(p["partition"]).permutation(len(characters))[: n_train + n_eval]
+        codepoints = np.asarray(characters, dtype=np.int64)[order]
+        split = np.where(np.arange(len(codepoints)) < n_train, TRAIN, EVAL).astype("<U7")
+        return codepoints, split
+
+    def load(self, raw_dir: Path) -> SourceData:
+        p = self.params
+        paths = {f.name: find_font(Path(raw_dir), f) for f in self.families}
+        cmaps, versions = {}, {}
+        for f in self.families:
+            cmaps[f.name], versions[f.name] = read_font(paths[f.name], f)
+        characters = common_characters(cmaps)
+        smallest = min(self.families, key=lambda f: len(cmaps[f.name]))
+        limiting = f"the smallest, {smallest.name!r} ({paths[smallest.name].name}), maps {len(cmaps[smallest.name])}"
+        codepoints, class_split = self.split_classes(characters, limiting)
+
+        # Jitter over the whole (character, family, render) grid in codepoint order, so a
+        # character looks the same in every partition.
+        grid = (len(characters), len(self.families), p["renders_per_family"])
+        rng = np.random.default_rng(p["seed"])
+        sizes = rng.integers(p["font_size"][0], p["font_size"][1] + 1, size=grid)
+        shifts = rng.integers(-p["max_shift"], p["max_shift"] + 1, size=(*grid, 2))
+        angles = np.round(rng.uniform(-p["max_rotation"], p["max_rotation"], size=grid), 2)
+        position = {c: i for i, c in enumerate(characters)}
+
+        fonts: dict[tuple[int, int], object] = {}
+        images, labels, keys = [], [], []
+        for label, cp in enumerate(codepoints.tolist()):
+            i = position[cp]
+            for j, f in enumerate(self.families):
+                for r in range(p["renders_per_family"]):
+                    size = int(sizes[i, j, r])
+                    font = fonts.get((j, size))
+                    if font is None:
+                        font = fonts[(j, size)] = load_pillow_font(paths[f.name], f, size)
+                    where = f"font {paths[f.name]} (family {f.name!r})"
+                    images.append(render(font, cp, p["image_size"], int(shifts[i, j, r, 0]), int(shifts[i, j, r, 1]),
+                                         float(angles[i, j, r]), where=where))
+                    labels.append(label)
+                    keys.append(f"{f.file}:U+{cp:04X}:{r}")
+        labels = np.asarray(labels, dtype=np.int64)
+        card_fonts = [
+            {"family": f.name, "file": f.file, "package": f.package, "package_version": package_version(f.package),
+             "font_version": versions[f.name], "face": f.face, "style": f.style, "characters_mapped": len(cmaps[f.name])}
+            for f in self.families
+        ]
+        return self.finish(
+            SourceData(
+                images=ArrayImages(np.stack(images)[..., None]),
+                labels=labels,
+                class_names=[f"U+{cp:04X} {chr(cp)}" for cp in codepoints.tolist()],
+                split=class_split[labels],
+                keys=keys,
+                sources={paths[f.name].name: sha256_file(paths[f.name]) for f in self.families},
+                # A mirrored character is another (or no) character.
+                hflip_safe=False,
+                extra_card={
+                    "fonts": card_fonts,
+                    "characters": {
+                        "block": f"CJK Unified Ideographs U+{BLOCK[0]:04X}-U+{BLOCK[1]:04X}",
+                        "shared_by_all_families": len(characters),
+                        "used": "".join(chr(c) for c in codepoints.tolist()),
+                    },
+                },
+            )
+        )
+
+
+__all__ = ["FAMILIES", "Glyphs", "common_characters", "render"]

@@ -1,0 +1,103 @@
+"""The sanity gate: a claim is judged only where its methods beat raw pixels and the untrained network.
+
+Two references are scored for each comparison, on its dataset, its evaluation items and with
+its evaluation code (``Trial.score``: class retrieval metrics, or the continuous-label ones
+for C7):
+
+- ``raw_pixels``: the pixels the models see, flattened, Euclidean distance (one value);
+- ``untrained``: the comparison's architecture at the random initialisation of each seed,
+  which is exactly the network every trial of that seed starts from (one value per seed).
+
+A learned method that does not beat both has not learned a metric worth comparing, so a
+claim between two such methods says nothing about the losses: Musgrave, Belongie and Lim
+("A Metric Learning Reality Check", ECCV 2020, sec. 3) show how much of a reported gap the
+setup alone can make. Such a claim's verdict is "not testable here", with the numbers. A
+claim against a fixed raw-pixel baseline (C9) is gated on the untrained network only: the
+raw-pixel comparison is then the claim itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from .verdict import NOT_TESTABLE, ClaimVerdict
+
+RAW, UNTRAINED = "raw_pixels", "untrained"
+REFERENCES = {RAW: "raw pixels (Euclidean)", UNTRAINED: "untrained network (random init)"}
+
+
+def reference_config(config):
+    """The trial config the references are scored with: Euclidean ranking, no training."""
+    return config.model_copy(update={"eval": config.eval.model_copy(update={"distance": "euclidean"})}, deep=True)
+
+
+def reference_records(config, seeds: list[int]) -> list[dict]:
+    """results.json-shaped records of the two references for a comparison's first method.
+
+    ``config`` is that method's TrialConfig (dataset path resolved); the untrained network of
+    seed s is built exactly as a trial of seed s builds it, then scored without a step.
+    """
+    import torch
+
+    from ..training.trial import Trial
+
+    config = reference_config(config)
+    out = []
+    trial = None
+    for seed in seeds:
+        trial = Trial(config.model_copy(update={"seed": seed}))
+        metrics, _ = trial.score(trial.eval_set)
+        out.append(_record(UNTRAINED, seed, metrics, config))
+    if trial is not None:
+        trial.model = torch.nn.Flatten()  # the pixels as the models see them
+        metrics, _ = trial.score(trial.eval_set)
+        out.append(_record(RAW, None, metrics, config))
+    return out
+
+
+def _record(method: str, seed, metrics: dict, config) -> dict:
+    return {
+        "trial_id": f"{method}-{seed}", "name": method if seed is None else f"{method}-seed{seed}", "method": method,
+        "seed": seed, "status": "finished", "error": None, "metrics": metrics, "history": [],
+        "embeddings_path": None, "model_path": None, "seconds": 0.0,
+        "config": {"dataset": config.dataset, "reference": REFERENCES[method], "labels": config.labels,
+                   "eval": config.eval.model_dump(mode="json")},
+    }
+
+
+def reference_values(records: list[dict], metric: str) -> dict[str, float]:
+    """{reference: mean of `metric`} over its finished records (NaN-free)."""
+    out = {}
+    for name in REFERENCES:
+        vals = [float(r["metrics"][metric]) for r in records
+                if r.get("method") == name and r.get("status") == "finished" and (r.get("metrics") or {}).get(metric) is not None]
+        vals = [v for v in vals if math.isfinite(v)]
+        if vals:
+            out[name] = float(np.mean(vals))
+    return out
+
+
+def gate(verdict: ClaimVerdict, references: dict[str, float], fixed: set[str] = frozenset()) -> ClaimVerdict:
+    """The verdict, or "not testable here" when a learned arm does not beat every reference.
+
+    ``fixed`` names the deterministic baselines (C9's raw_*): an arm that is one is not gated,
+    and a claim against one is gated on the untrained network only.
+    """
+    if not references or verdict.reason.startswith("no finished run"):
+        return verdict
+    against_fixed = verdict.a in fixed or verdict.b in fixed
+    failing = []
+    for arm, mean in ((verdict.a, verdict.mean_a), (verdict.b, verdict.mean_b)):
+        if arm in fixed:
+            continue
+        for ref, value in references.items():
+            if against_fixed and ref == RAW:
+                continue
+            if not (mean > value):
+                failing.append(f"{arm} {mean * 100:.1f} does not beat the {REFERENCES[ref]} {value * 100:.1f}")
+    if not failing:
+        return verdict
+    reason = f"sanity gate on {verdict.metric} (×100): " + "; ".join(failing)
+    return replace(verdict, verdict=NOT_TESTABLE, reason=reason)
