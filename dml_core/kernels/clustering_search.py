@@ -26,6 +26,31 @@ from __future__ import annotations
 import torch
 
 
+def reference_nmi(pred: torch.Tensor, true: torch.Tensor) -> float:
+    """MI / sqrt(H(pred) H(true)) of two labelings, from their joint distribution; 1 when
+    both are a single cluster, 0 when only one is."""
+    _, p = torch.unique(pred, return_inverse=True)
+    _, t = torch.unique(true, return_inverse=True)
+    joint = torch.zeros(int(p.max()) + 1, int(t.max()) + 1, dtype=torch.float64)
+    joint = joint.index_put_((p, t), torch.ones(len(p), dtype=torch.float64), accumulate=True) / len(p)
+    p_pred, p_true = joint.sum(1), joint.sum(0)
+    h_pred, h_true = -(p_pred * p_pred.log()).sum(), -(p_true * p_true.log()).sum()
+    if len(p_pred) == 1 or len(p_true) == 1:  # a zero entropy
+        return float(len(p_pred) == len(p_true))
+    cells = joint > 0
+    mi = (joint[cells] * (joint / (p_pred[:, None] * p_true[None, :]))[cells].log()).sum()
+    return float(mi / (h_pred * h_true).sqrt())
+
+
+def reference_objective(dist: torch.Tensor, labels: torch.Tensor, medoids: torch.Tensor, gamma: float) -> float:
+    """F(S) + gamma (1 - NMI(g(S), y)) for one medoid set S, point by point: F(S) =
+    -sum_i min_{j in S} D_ij, g(S)[i] the nearest medoid (ties to the lowest index)."""
+    s = sorted(int(m) for m in medoids)
+    nearest = torch.tensor([min(s, key=lambda m: (float(dist[i, m]), m)) for i in range(len(labels))])
+    f = -sum(float(dist[i, nearest[i]]) for i in range(len(labels)))
+    return f + gamma * (1.0 - reference_nmi(nearest, labels))
+
+
 def xlogx(x: torch.Tensor) -> torch.Tensor:
     return torch.special.xlogy(x, x)
 

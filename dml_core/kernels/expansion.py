@@ -17,6 +17,18 @@ import torch
 from .huge_pages import empty_large
 
 
+def reference_squared_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """||x_i - y_j||^2 from the differences, through autograd."""
+    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+
+
+def reference_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """||x_i - y_j||, with gradient 0 where it is 0 (the subgradient at the kink)."""
+    d2 = reference_squared_euclidean(x, y)
+    zero = d2 == 0
+    return torch.where(zero, 0.0, d2.masked_fill(zero, 1.0).sqrt())
+
+
 def _expand(x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
     x2 = (x * x).sum(1, keepdim=True)
     y2 = x2 if same else (y * y).sum(1, keepdim=True)

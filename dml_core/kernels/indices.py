@@ -11,6 +11,12 @@ Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+def reference_pair_counts(rows, cols, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """counts[r, c] = #{i : (rows_i, cols_i) = (r, c)}."""
+    counts = torch.zeros(shape, dtype=dtype, device=rows.device)
+    return counts.index_put_((rows, cols), torch.ones(len(rows), dtype=dtype, device=rows.device), accumulate=True)
+
+
 def check_indices(indices, batch_size: int) -> tuple[torch.Tensor, ...]:
     """A tuple of 3 (triplets) or 4 (pairs) int64 tensors, 1-D, valid row numbers."""
     if not isinstance(indices, (tuple, list)) or len(indices) not in (3, 4):

@@ -28,6 +28,27 @@ class SortedNegatives(NamedTuple):
     count: torch.Tensor
 
 
+def reference_triplets_from_masks(pos: torch.Tensor, neg: torch.Tensor):
+    """Every (a, p, n) with pos[a, p] and neg[a, n], in (a, p, n) order, from the [B, B, B]
+    mask that the kernels never build."""
+    return (pos[:, :, None] & neg[:, None, :]).nonzero(as_tuple=True)
+
+
+def reference_count_below(dist, neg, rows, thresholds, *, inclusive: bool) -> torch.Tensor:
+    """For each i: #{n : neg[rows_i, n], d[rows_i, n] < thresholds_i} (<= if inclusive)."""
+    d = dist[rows]
+    below = d <= thresholds[:, None] if inclusive else d < thresholds[:, None]
+    return (below & neg[rows]).sum(1)
+
+
+def reference_expand_ranges(a, p, order, lo, hi):
+    """(a_i, p_i, order[a_i, k]) for every pair i and k in [lo_i, hi_i), in that order."""
+    counts = (hi - lo).clamp_min(0)
+    pair = torch.repeat_interleave(torch.arange(len(a), device=a.device), counts)
+    k = lo[pair] + torch.arange(len(pair), device=a.device) - (counts.cumsum(0) - counts)[pair]
+    return a[pair], p[pair], order[a[pair], k]
+
+
 def label_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """pos[i, j]: same class and i != j; neg[i, j]: different class."""
     same = labels[:, None] == labels[None, :]
@@ -43,7 +64,7 @@ def sort_negatives(dist: torch.Tensor, neg: torch.Tensor) -> SortedNegatives:
 
 
 def mask_pairs(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, cols) of the True entries of a [n, m] mask, row-major (as `nonzero` gives them).
+    """(rows, cols) of the True entries of a [n, m] mask, row-major: `mask.nonzero(as_tuple=True)`.
 
     On the CPU through NumPy's flatnonzero and one division, 2-3x faster than torch's
     nonzero, which writes [N, 2] and then splits it into columns.
