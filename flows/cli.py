@@ -104,12 +104,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 on success, 2 for a bad config or bad data (the error names the key or the
+    file), 1 for a sweep whose every trial failed (the error gives each cause once)."""
+    from flows.errors import SweepFailed
+
     args = parser().parse_args(argv)
     try:
         return args.run(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except SweepFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@
 Each task only wires dml_core (and flows.tracking for MLflow). Without PREFECT_API_URL the
 flow runs on Prefect's ephemeral API; without RAY_ADDRESS on a local Ray; without
 MLFLOW_TRACKING_URI on a SQLite store in the project directory.
+
+No trial starts on damaged data: `prepare-data` checks every shard against the checksums of
+its dataset card (and prepares it again, or stops naming the file). A sweep whose every
+trial failed ends Failed (`dml sweep` exits 1) with each distinct cause said once.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from dml_core.report import markdown_table
 from dml_core.report.build import git_commit, now_utc, write_atomic
 from dml_core.sweep.profile import Profile, load_profile
+from flows.errors import SweepFailed
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,12 +49,19 @@ def validate_config(profile: str, overrides: dict[str, Any] | None, params_path:
     return load_profile(project_path(params_path), profile, overrides)
 
 
-@task(name="prepare-data", retries=1, retry_delay_seconds=2)
+def unless_value_error(task, task_run, state) -> bool:
+    """Retry a task, except for a ValueError (bad data, bad config): a retry cannot fix it."""
+    return not isinstance(state.data, ValueError)
+
+
+@task(name="prepare-data", retries=1, retry_delay_seconds=2, retry_condition_fn=unless_value_error)
 def prepare_data(params_path: str, profile: Profile) -> dict[str, str]:
+    """Prepare what is missing and check every dataset against its recorded checksums:
+    damaged data is prepared again or stops the sweep here, before any trial."""
     from flows.data import ensure_prepared
 
     dirs = {alias: str(project_path(p)) for alias, p in profile.datasets.items()}
-    return ensure_prepared(project_path(params_path), dirs, PROJECT_DIR)
+    return ensure_prepared(project_path(params_path), dirs, PROJECT_DIR, logger=get_run_logger())
 
 
 @task(name="expand-grid")
@@ -71,8 +83,23 @@ def run_on_ray(trials, profile: Profile, name: str):
 
 
 @task(name="track-trial", retries=2, retry_delay_seconds=2)
-def track(tracker, outcome, method: str, data_version: str) -> str:
-    return tracker.log_trial(outcome, tags={"dml.method": method, "dml.data_version": data_version})
+def track(tracker, outcome, method: str, data_version: str, run_name: str) -> str:
+    return tracker.log_trial(outcome, tags={"dml.method": method, "dml.data_version": data_version}, run_name=run_name)
+
+
+def failure_summary(records: list[dict]) -> str | None:
+    """None if any trial finished; else every distinct error once, most frequent first,
+    with how many trials it stopped."""
+    if not records or any(r["status"] == "finished" for r in records):
+        return None
+    counts: dict[str, int] = {}
+    for r in records:
+        cause = r.get("error") or f"ended {r['status']} without an error message"
+        counts[cause] = counts.get(cause, 0) + 1
+    if len(counts) == 1:
+        return f"all {len(records)} trials failed with the same error: {next(iter(counts))}"
+    causes = sorted(counts.items(), key=lambda kv: -kv[1])
+    return f"all {len(records)} trials failed; causes: " + "; ".join(f"[{n} trial(s)] {c}" for c, n in causes)
 
 
 def previous_records(report_dir: Path, trial_ids: set[str]) -> list[dict]:
@@ -124,11 +151,11 @@ def dml_sweep(
     name = sweep_name(profile_name, prof)
     versions = prepare_data(params_path, prof)
     trials = expand(prof)
-    method_of = {}
     from dml_core.training.identity import trial_id
+    from flows.tracking import dataset_partitions, trial_run_names
 
-    for method, t in trials:
-        method_of[trial_id(t)] = method
+    method_of = {trial_id(t): method for method, t in trials}
+    run_name_of = trial_run_names(trials, dataset_partitions({t.dataset for _, t in trials}))
     tracker = SweepTracker(
         prof.mlflow.experiment, name, profile_name, prof.model_dump(mode="json"),
         uri=tracking_uri(PROJECT_DIR), tags={"dml.data_version." + k: v for k, v in versions.items()},
@@ -144,7 +171,7 @@ def dml_sweep(
         for start in range(0, len(todo), size):
             batch = run_on_ray(todo[start : start + size], prof, name)
             for o in batch:
-                track(tracker, o, method_of[o.trial_id], version_of.get(o.config.dataset, ""))
+                track(tracker, o, method_of[o.trial_id], version_of.get(o.config.dataset, ""), run_name_of[o.trial_id])
             outcomes += batch
             logger.info(f"sweep {name}: {len(done) + len(outcomes)}/{len(trials)} trials recorded")
         out_dir = project_path(report_dir) if report_dir else PROJECT_DIR / "reports" / name
@@ -170,4 +197,7 @@ def dml_sweep(
         create_link_artifact(key="dml-sweep-mlflow", link=tracker.parent_url(), description="the sweep's MLflow parent run")
         failed = [r for r in records if r["status"] != "finished"]
         logger.info(f"report: {report}; {len(failed)} failed trial(s)")
+        summary = failure_summary(records)
+        if summary:  # raised inside the tracker: the parent run ends FAILED too
+            raise SweepFailed(f"sweep {name}: {summary} (report: {report})")
     return str(report)

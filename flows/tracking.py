@@ -62,6 +62,7 @@ UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` serves the embedded store 
 PARENT = "mlflow.parentRunId"  # what mlflow.start_run(nested=True) sets: the UI nests on it
 GIT_COMMIT = "mlflow.source.git.commit"  # shown by the UI on the run page
 SWEEP, ROLE, TRIAL_ID, ERROR = "dml.sweep", "dml.role", "dml.trial_id", "dml.error"
+NOTE = "mlflow.note.content"  # the run's description, shown (as Markdown) on its page
 PACKAGES = ("torch", "ray", "prefect", "mlflow", "dml")
 
 # MLflow's limits (mlflow.utils.validation, 3.17): longer values are an error or truncated
@@ -175,6 +176,71 @@ def is_number(value: Any) -> bool:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# -- run names and descriptions ------------------------------------------------------------------
+def trial_run_name(method: str, seed: int, partition: Any = None) -> str:
+    """The arm and the replicate a trial run is: the profile's method name, the seed, and
+    the dataset's partition where it has one: ``contrastive_pos_margin-seed0``,
+    ``triplet_all-seed2-p3``."""
+    name = f"{method}-seed{seed}"
+    return name if partition is None else f"{name}-p{partition}"
+
+
+def trial_run_names(trials, partitions: dict[str, Any] | None = None) -> dict[str, str]:
+    """{trial_id: run name} for the (method, TrialConfig) pairs of a sweep, unique within it.
+
+    Grid trials (method ``grid``) add their loss, miner and distance. Should two trials still
+    share a name (a grid with one loss twice, with different options), the later ones get
+    their trial id appended, so no two runs of a sweep look alike in the MLflow UI."""
+    from dml_core.training.identity import trial_id, trial_name
+
+    partitions = partitions or {}
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for method, cfg in trials:
+        tid = trial_id(cfg)
+        arm = f"grid-{trial_name(cfg).rsplit('-seed', 1)[0]}" if method == "grid" else method
+        name = trial_run_name(arm, cfg.seed, partitions.get(cfg.dataset))
+        if name in taken:
+            name = f"{name}-{tid}"
+        taken.add(name)
+        names[tid] = name
+    return names
+
+
+def dataset_partitions(datasets) -> dict[str, Any]:
+    """{dataset dir: the ``params.partition`` of its card} for the datasets that have one."""
+    from dml_core.data import read_card
+
+    out = {}
+    for dataset in datasets:
+        partition = (read_card(dataset).get("params") or {}).get("partition")
+        if partition is not None:
+            out[dataset] = partition
+    return out
+
+
+def sweep_description(sweep_name: str, profile: str, config: dict[str, Any]) -> str:
+    """The parent run's description (Markdown): the profile and every comparison the sweep
+    runs, with its claim, methods and the claims its verdicts test."""
+    lines = [f"Sweep `{sweep_name}` of profile `{profile}`."]
+    if config.get("description"):
+        lines += ["", " ".join(str(config["description"]).split())]
+    comparisons = config.get("comparisons") or {}
+    if comparisons:
+        lines += ["", "Comparisons:"]
+        for cid, comp in comparisons.items():
+            line = f"- **{cid}** ({comp.get('metric', 'recall@1')}): {comp.get('claim', '')} Methods: {', '.join(comp.get('methods', []))}"
+            if comp.get("baselines"):
+                line += " and the raw-input baselines"
+            if comp.get("expect"):
+                line += "; tests " + ", ".join(f"`{e}`" for e in comp["expect"])
+            lines.append(line + ".")
+    methods = config.get("methods") or {}
+    if methods:
+        lines += ["", f"Methods ({len(methods)}): {', '.join(methods)}; seeds {config.get('seeds')}."]
+    return "\n".join(lines)
 
 
 # -- provenance ---------------------------------------------------------------------------------
@@ -454,13 +520,16 @@ class SweepTracker:
         return {r.data.tags[TRIAL_ID]: r.info.run_id for r in runs if TRIAL_ID in r.data.tags}
 
     # -- trials --------------------------------------------------------------------------------
-    def log_trial(self, outcome, tags: dict[str, Any] | None = None) -> str:
-        """Record one TrialOutcome as a child run; returns its run id. A failed trial ends
-        FAILED with its error in ``dml.error``. If logging itself fails, the child run is
+    def log_trial(self, outcome, tags: dict[str, Any] | None = None, run_name: str | None = None) -> str:
+        """Record one TrialOutcome as a child run named `run_name` (default: the trial's
+        name; a sweep passes :func:`trial_run_names`'s); returns its run id. A failed trial
+        ends FAILED with its error in ``dml.error``. If logging itself fails, the child run is
         ended FAILED before the error propagates (a retry then opens a new one)."""
         self._require_started()
         start = now_ms() - int(max(outcome.seconds, 0.0) * 1000)
-        run = self.client.create_run(self.experiment_id, start_time=start, tags=self._trial_tags(outcome, tags), run_name=outcome.name)
+        run = self.client.create_run(
+            self.experiment_id, start_time=start, tags=self._trial_tags(outcome, tags), run_name=run_name or outcome.name
+        )
         run_id = run.info.run_id
         try:
             self._log_trial_data(run_id, outcome)
@@ -635,7 +704,8 @@ class SweepTracker:
         return runs[0] if runs else None
 
     def _parent_tags(self) -> dict[str, str]:
-        tags = {SWEEP: self.sweep_name, ROLE: "sweep", "dml.profile": self.profile, **self._git_tags(), **package_versions()}
+        tags = {SWEEP: self.sweep_name, ROLE: "sweep", "dml.profile": self.profile, **self._git_tags(), **package_versions(),
+                NOTE: sweep_description(self.sweep_name, self.profile, self.config)}
         tags.update(self.tags)
         return {k: tag_value(v) for k, v in tags.items()}
 

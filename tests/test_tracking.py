@@ -20,13 +20,18 @@ from dml_core.training import TrialConfig, run_trial  # noqa: E402
 from dml_core.training.identity import trial_id, trial_name  # noqa: E402
 from dml_core.training.ray_runner import FAILED, FINISHED, TrialOutcome  # noqa: E402
 from flows.tracking import (  # noqa: E402
+    NOTE,
     PARENT,
     SweepTracker,
+    dataset_partitions,
     flatten,
     metric_key,
     param_value,
     params_of,
+    sweep_description,
     tracking_uri,
+    trial_run_name,
+    trial_run_names,
     use_tracking_uri,
 )
 
@@ -307,3 +312,61 @@ def test_a_tracker_pickles_for_prefect_and_reports_and_urls(sweep, store, tmp_pa
     paths = {a.path for a in sweep.client.list_artifacts(sweep.parent, "report")} | {a.path for a in sweep.client.list_artifacts(sweep.parent, "extra")}
     assert paths == {"report/report.md", "extra/report.md"}
     assert clone.parent_url() == f"http://127.0.0.1:5000/#/experiments/{clone.experiment_id}/runs/{sweep.parent}"
+
+
+# -- run names and the sweep's description ----------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("profile", ["quick", "smoke", "full", "paper"])
+def test_every_run_name_of_a_sweep_is_unique_and_names_its_arm_and_seed(profile):
+    from dml_core.sweep.profile import load_profile
+
+    _, prof = load_profile(ROOT / "params.yaml", profile)
+    trials = prof.trials()
+    names = trial_run_names(trials)
+    assert len(names) == len(trials) and len(set(names.values())) == len(trials)
+    for method, cfg in trials:
+        assert names[trial_id(cfg)] == f"{method}-seed{cfg.seed}"
+    if profile == "smoke":  # the three contrastive arms no longer share `contrastive-seed0`
+        assert {"contrastive-seed0", "contrastive_pos_margin-seed0", "contrastive_binned-seed0"} <= set(names.values())
+
+
+def test_grid_trials_and_clashing_names_stay_unique(trained):
+    base = trial_config(trained.dataset, seed=0)
+    other_margin = base.model_copy(update={"loss": base.loss.model_copy(update={"options": {"margin": 0.5}})})
+    names = trial_run_names([("grid", base), ("grid", other_margin), ("triplet_all", base.model_copy(update={"seed": 1}))])
+    assert list(names.values()) == [
+        "grid-triplet-batch_semihard-seed0",
+        f"grid-triplet-batch_semihard-seed0-{trial_id(other_margin)}",
+        "triplet_all-seed1",
+    ]
+
+
+def test_the_partition_of_a_dataset_card_is_in_the_run_name(trained, tmp_path):
+    card = json.loads((Path(trained.dataset) / "card.json").read_text())
+    card["params"]["partition"] = 3
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    partitions = dataset_partitions([trained.dataset, str(tmp_path)])
+    assert partitions == {str(tmp_path): 3}
+    assert trial_run_name("triplet_all", 2, partitions.get(str(tmp_path))) == "triplet_all-seed2-p3"
+    cfg = trial_config(str(tmp_path), seed=2)
+    assert trial_run_names([("triplet_all", cfg)], partitions) == {trial_id(cfg): "triplet_all-seed2-p3"}
+
+
+def test_a_trial_run_takes_the_name_the_sweep_gives_it(trained, store):
+    with SweepTracker(EXPERIMENT, "sweep-names", "smoke", SWEEP_CONFIG, uri=store.uri) as tracker:
+        run_id = tracker.log_trial(trained.ok, tags={"dml.method": "triplet_semihard"}, run_name="triplet_semihard-seed3")
+    run = MlflowClient(tracking_uri=store.uri).get_run(run_id)
+    assert run.info.run_name == "triplet_semihard-seed3" and run.data.tags["dml.method"] == "triplet_semihard"
+
+
+def test_the_parent_run_description_lists_the_comparisons(sweep):
+    from dml_core.sweep.profile import load_profile
+
+    assert sweep.client.get_run(sweep.parent).data.tags[NOTE].startswith("Sweep `sweep-main` of profile `smoke`.")
+    _, prof = load_profile(ROOT / "params.yaml", "quick")
+    text = sweep_description("quick-1234abcd", "quick", prof.model_dump(mode="json"))
+    for cid, comp in prof.comparisons.items():
+        line = next(line for line in text.splitlines() if line.startswith(f"- **{cid}**"))
+        assert comp.claim in line and all(m in line for m in comp.methods) and all(e in line for e in comp.expect)

@@ -121,11 +121,18 @@ class PreparedDataset(torch.utils.data.Dataset):
         labels, continuous = [], []
         for shard in self.shards:
             file = self.path / shard["file"]
-            mm = pa.memory_map(str(file), "r")
-            reader = pa.ipc.open_file(mm)
-            if reader.num_record_batches != 1:
-                raise ValueError(f"{file}: expected one record batch, found {reader.num_record_batches}")
-            batch = reader.get_batch(0)
+            # pyarrow's own errors ("Not an Arrow file") do not say which file: name it.
+            try:
+                mm = pa.memory_map(str(file), "r")
+                reader = pa.ipc.open_file(mm)
+                if reader.num_record_batches != 1:
+                    raise ValueError(f"{file}: expected one record batch, found {reader.num_record_batches}")
+                batch = reader.get_batch(0)
+            except (pa.ArrowException, OSError) as e:
+                raise ValueError(
+                    f"{file}: not a readable shard of {self.path} ({type(e).__name__}: {e}); "
+                    "prepare the dataset again (dvc repro prepare, or dml prepare)"
+                ) from e
             if batch.num_rows != shard["rows"]:
                 raise ValueError(f"{file} holds {batch.num_rows} rows, the card says {shard['rows']}")
             values = batch.column("image").values.to_numpy(zero_copy_only=True)
