@@ -1,4 +1,4 @@
-"""Pairwise distances (METHODS.md M1-M3). `build_distance(name, **opts)` -> d(x, y=None)."""
+"""Pairwise distances. `build_distance(name, **opts)` -> d(x, y=None)."""
 from __future__ import annotations
 
 from ..kernels.expansion import euclidean_matrix, squared_euclidean_matrix

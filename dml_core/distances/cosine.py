@@ -1,4 +1,4 @@
-"""M2: cosine distance 1 - x.y / (|x| |y|)."""
+"""The cosine distance 1 - x.y / (|x| |y|)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""M1: the Euclidean distance D(i, j) = ||x_i - y_j||_2."""
+"""The Euclidean distance D(i, j) = ||x_i - y_j||_2."""
 from __future__ import annotations
 
 import torch

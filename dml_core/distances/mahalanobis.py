@@ -1,6 +1,7 @@
-"""M3: the Mahalanobis distance sqrt((x - y)^T S^-1 (x - y)) with S fitted on data.
+"""The Mahalanobis distance sqrt((x - y)^T S^-1 (x - y)) with S fitted on data (Mahalanobis
+1936).
 
-The classical metric the seeds start from (seed 000/001): a fixed, non-deep baseline on raw
+The classical metric that metric learning starts from: a fixed, non-deep baseline on raw
 inputs. With S = L L^T (Cholesky), it is the Euclidean distance between L^-1 x and L^-1 y, so
 fitting computes one whitening matrix and every call is a matrix multiply.
 """

@@ -1,4 +1,4 @@
-"""M1: the squared Euclidean distance D^2, the learned metric of seed 000."""
+"""The squared Euclidean distance D^2 (the triplet loss's distance in FaceNet, Schroff et al. 2015)."""
 from __future__ import annotations
 
 import torch

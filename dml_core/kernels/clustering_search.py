@@ -2,7 +2,7 @@
 loss-augmented inference max_{|S| = K} F(S) + gamma (1 - NMI(g(S), y)), run without autograd.
 
 F(S) = -sum_i min_{j in S} D_ij, g(S)[i] = the medoid nearest to i, NMI = MI / sqrt(H1 H2)
-(seed 003 eq. 9; scikit-learn's `average_method="geometric"`, with its conventions: 1 when
+(Strehl & Ghosh, JMLR 2002; scikit-learn's `average_method="geometric"`, with its conventions: 1 when
 both labelings are a single cluster, 0 when only one of them is).
 
 - `greedy` is Algorithm 1: K times, add the point that maximises the augmented objective.
@@ -120,7 +120,7 @@ class FacilitySearch:
 
     def class_medoids(self) -> torch.Tensor:
         """Per class (in label order), the member j minimising sum_{i in class} D_ij: the
-        medoids of F_gt (eq. 5)."""
+        medoids of the oracle score F_gt."""
         within = torch.zeros(self.num_classes, self.n, dtype=torch.float64).index_add_(0, self.y, self.dist)
         within = within.masked_fill(self.y[None, :] != torch.arange(self.num_classes)[:, None], float("inf"))
         return within.argmin(1)

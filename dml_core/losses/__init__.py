@@ -1,4 +1,4 @@
-"""Losses (METHODS.md L1-L7). `build_loss(name, **opts)` -> nn.Module loss(emb, labels, indices=None)."""
+"""Metric-learning losses. `build_loss(name, **opts)` -> nn.Module loss(emb, labels, indices=None)."""
 from __future__ import annotations
 
 from .base import MetricLoss

@@ -1,4 +1,4 @@
-"""L1: the contrastive loss (Hadsell, Chopra, LeCun, CVPR 2006, eq. 4).
+"""The contrastive loss (Hadsell, Chopra, LeCun, CVPR 2006, eq. 4).
 
     term(i, j) = y_ij [D_ij - pos_margin]_+^q + (1 - y_ij) [neg_margin - D_ij]_+^q,
 

@@ -1,15 +1,16 @@
-"""L5: the facility-location (clustering) loss (Song, Jegelka, Rathod, Murphy, CVPR 2017; seed 003
-eqs. 4-13), as tf.contrib.losses.metric_learning.cluster_loss computes it.
+"""The facility-location (clustering) loss (Song, Jegelka, Rathod, Murphy, "Deep Metric
+Learning via Facility Location", CVPR 2017, Sec. 3), as tf.contrib.losses.metric_learning.
+cluster_loss computes it.
 
 D non-squared Euclidean, K = number of classes in the batch, g(S) = nearest-medoid assignment:
-  F(S)  = -sum_i min_{j in S} D_ij                                              (eq. 4)
-  F_gt  = sum_k max_{j in class k} -sum_{i in class k} D_ij                     (eq. 5)
-  loss  = [max_{|S| = K} (F(S) + gamma (1 - NMI(g(S), y))) - F_gt]_+            (eqs. 6, 8)
-with NMI = MI / sqrt(H1 H2) (eq. 9). The max is found without autograd (clustering_search.py):
+  F(S)  = -sum_i min_{j in S} D_ij                             (the facility-location score)
+  F_gt  = sum_k max_{j in class k} -sum_{i in class k} D_ij    (the oracle score)
+  loss  = [max_{|S| = K} (F(S) + gamma (1 - NMI(g(S), y))) - F_gt]_+
+with NMI = MI / sqrt(H1 H2). The max is found without autograd (kernels.clustering_search):
 greedy loss-augmented inference (Algorithm 1), then PAM swaps, run from the greedy set and from
 the class medoids of F_gt (a second start that finds the exact max in more of the cases where
 the greedy one stops at a local optimum); the better set is kept. The loss is then recomputed
-differentiably from the chosen medoids, so its gradient is eq. 11: grad F(S_PAM) - grad F_gt,
+differentiably from the chosen medoids, so its gradient is the paper's grad F(S_PAM) - grad F_gt,
 with NMI a constant. Any set under-estimates the max, so the loss never exceeds the exact one.
 pam_rounds bounds the swap rounds per start (0: greedy only, plus the class-medoid start).
 

@@ -1,11 +1,12 @@
-"""L7a/L7b: InfoNCE / NT-Xent (Oord et al. 2018; Chen et al., SimCLR, ICML 2020; seed 004).
+"""InfoNCE / NT-Xent (Oord, Li, Vinyals 2018, eq. 4; Chen, Kornblith, Norouzi, Hinton, SimCLR,
+ICML 2020, eq. 1).
 
 s_ij = cos(f_i, f_j), t = temperature. For each ordered positive pair (i, j), i != j, y_i = y_j:
   term_ij = -log(exp(s_ij/t) / (exp(s_ij/t) + sum_{k in N_ij} exp(s_ik/t)))
           = softplus(logsumexp_{k in N_ij}(s_ik/t) - s_ij/t),
-mean over the positive pairs. N_ij is every negative of i in the batch (L7a, the default), or,
+mean over the positive pairs. N_ij is every negative of i in the batch (the default), or,
 with num_negatives=k, k negatives of i drawn uniformly without replacement, fresh for each pair,
-from a torch.Generator seeded with `seed` and held by the loss (L7b, negative sampling; the
+from a torch.Generator seeded with `seed` and held by the loss (negative sampling; the
 draws advance with each call, and are reproducible from the seed).
 k larger than an anchor's number of negatives is a ValueError naming num_negatives. A batch of
 one class has no negative at all: every term is log(1 + 0) = 0 (with k: no term, loss 0).

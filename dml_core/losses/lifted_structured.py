@@ -1,4 +1,4 @@
-"""L3: the lifted structured loss (Oh Song, Xiang, Jegelka, Savarese, CVPR 2016; seed 003 eqs. 3-4).
+"""The lifted structured loss (Oh Song, Xiang, Jegelka, Savarese, CVPR 2016, eqs. 3-4).
 
 D non-squared Euclidean, P the positive pairs i < j, N(i) = {k : y_k != y_i}:
   smooth (eq. 4): J_ij = D_ij + log(sum_{k in N(i)} exp(margin - D_ik) + sum_{l in N(j)} exp(margin - D_jl))

@@ -1,5 +1,5 @@
-"""L6: the log-ratio loss for continuous labels (Kim, Sohn, Kwak, "Deep Metric Learning Beyond
-Binary Supervision", CVPR 2019; seed 000).
+"""The log-ratio loss for continuous labels (Kim, Sohn, Kwak, "Deep Metric Learning Beyond
+Binary Supervision", CVPR 2019, Sec. 3.1).
 
 Labels y are continuous, [B] or [B, L]; d_y = Euclidean distance between labels, D = non-squared
 Euclidean distance between embeddings. Over every triplet (a, i, j) of distinct indices,

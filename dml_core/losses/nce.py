@@ -1,5 +1,5 @@
-"""L7c: noise-contrastive estimation (Gutmann & Hyvarinen, AISTATS 2010; Mnih & Teh, ICML 2012;
-seed 004): logistic regression of real pairs against noise pairs.
+"""Noise-contrastive estimation (Gutmann & Hyvarinen, AISTATS 2010, Sec. 2; Mnih & Teh, ICML
+2012, Sec. 3): logistic regression of real pairs against noise pairs.
 
 Real pairs: the ordered positive pairs (i, j), i != j, y_i = y_j. Noise distribution: for
 anchor i, p_n = uniform over the negatives of i in the batch, N_i = {k : y_k != y_i}, so
@@ -10,7 +10,7 @@ Teh, the posterior that a pair is real is
   h(i, n) = sigmoid(s_in / t - c_i),  c_i = ln(k p_n) = ln(k / |N_i|).
 NCE evaluates ln p_n at real samples too; a real pair lies outside the support of this p_n, so
 its offset is taken at the same level 1/|N_i| (one constant per anchor, as with the uniform
-noise of Wu et al., CVPR 2018). Seed 004's objective, sum ln h(x) + sum ln(1 - h(y)), is
+noise of Wu et al., CVPR 2018). Gutmann & Hyvarinen's objective, sum ln h(x) + sum ln(1 - h(y)), is
 maximised; the loss is its negative per real pair,
   term_ij = -ln h(i, j) - sum_m ln(1 - h(i, n_m)) = softplus(c_i - s_ij/t) + sum_m softplus(s_in_m/t - c_i),
 mean over real pairs. k larger than an anchor's negatives is a ValueError naming num_noise; a

@@ -1,4 +1,5 @@
-"""L4: the multi-class N-pair loss (Sohn, NeurIPS 2016; seed 003), with the TF reference's L2 term.
+"""The multi-class N-pair loss (Sohn, NeurIPS 2016, Sec. 3.2, the N-pair-mc loss), with the TF
+reference's L2 term.
 
 Each class with at least two samples gives one pair: its first sample in batch order is the
 anchor f_i, its second the positive f_i+ (further samples and singleton classes are unused).

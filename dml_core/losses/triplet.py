@@ -1,5 +1,5 @@
-"""L2: the triplet margin loss (Weinberger & Saul, JMLR 2009; Schroff, Kalenichenko, Philbin,
-FaceNet, CVPR 2015, eq. 3).
+"""The triplet margin loss (Weinberger & Saul, JMLR 2009; Schroff, Kalenichenko, Philbin,
+FaceNet, CVPR 2015, Sec. 3.1).
 
     term(a, p, n) = [d_ap - d_an + margin]_+,   d_xy = ||f_x - f_y||^2 by default,
 

@@ -1,4 +1,4 @@
-"""Miners (METHODS.md S1-S3). `build_miner(name, **opts)` -> miner(embeddings, labels)."""
+"""Triplet and pair miners. `build_miner(name, **opts)` -> miner(embeddings, labels)."""
 from __future__ import annotations
 
 from .all_pairs import AllPairsMiner

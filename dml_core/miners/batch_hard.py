@@ -1,4 +1,5 @@
-"""Batch hard (Hermans, Beyer, Leibe 2017, "In defense of the triplet loss").
+"""Batch hard (Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person
+Re-Identification", 2017, Sec. 2).
 
 One triplet per anchor that has a positive and a negative: its farthest positive and its
 closest negative.

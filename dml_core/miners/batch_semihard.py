@@ -1,4 +1,5 @@
-"""S2: FaceNet's batch semi-hard negatives (Schroff et al., CVPR 2015; TF's triplet_semihard_loss).
+"""FaceNet's batch semi-hard negatives (Schroff, Kalenichenko, Philbin, CVPR 2015, Sec. 3.2,
+eq. 4; TF's triplet_semihard_loss).
 
 For each positive pair (a, p): n* = argmin_{n: d_an > d_ap} d_an, the closest negative that
 is still farther than the positive; where no such negative exists, the farthest negative

@@ -1,4 +1,5 @@
-"""S1: triplets by where d_an falls relative to d_ap and d_ap + margin (seeds 000, 002, 003).
+"""Triplets by where d_an falls relative to d_ap and d_ap + margin (Schroff, Kalenichenko,
+Philbin, FaceNet, CVPR 2015, Sec. 3.2; Musgrave, Belongie, Lim, ECCV 2020, TripletMarginMiner).
 
 easy:     d_an >= d_ap + margin      (no loss, no gradient)
 semihard: d_ap < d_an < d_ap + margin (FaceNet's semi-hard region: inside the margin)

@@ -1,4 +1,5 @@
-"""S3: random negatives, the baseline that online mining is measured against (seed 004)."""
+"""Random negatives: the uniform sampling that online mining is measured against (as in Wu,
+Manmatha, Smola, Kraehenbuehl, ICCV 2017)."""
 from __future__ import annotations
 
 import torch
