@@ -23,6 +23,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.states import Failed
 
 from dml_core.report import markdown_table
 from dml_core.report.build import git_commit, now_utc, write_atomic
@@ -198,6 +199,11 @@ def dml_sweep(
         failed = [r for r in records if r["status"] != "finished"]
         logger.info(f"report: {report}; {len(failed)} failed trial(s)")
         summary = failure_summary(records)
-        if summary:  # raised inside the tracker: the parent run ends FAILED too
-            raise SweepFailed(f"sweep {name}: {summary} (report: {report})")
+        if summary:
+            tracker.fail(summary)
+    if summary:
+        # A Failed state, not a raise: Prefect then says the cause once, without a traceback
+        # of this function; a direct call (dml sweep) still raises SweepFailed.
+        message = f"sweep {name}: {summary} (report: {report})"
+        return Failed(message=message, data=SweepFailed(message))
     return str(report)

@@ -440,6 +440,7 @@ class SweepTracker:
         self.resumed = False
         self._client: MlflowClient | None = None
         self._git: dict[str, str] | None = None
+        self.failed = False  # set by fail(): the sweep ends FAILED without an exception
 
     # The client holds a database engine: rebuilt lazily, and left out of pickles, so a
     # tracker can be a Prefect task argument (Prefect hashes and may pickle arguments).
@@ -459,7 +460,7 @@ class SweepTracker:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
-            self.finish(RunStatus.to_string(RunStatus.FINISHED))
+            self.finish(RunStatus.to_string(RunStatus.FAILED if self.failed else RunStatus.FINISHED))
         else:
             # Ctrl-C is a kill, not a failure of the sweep.
             status = RunStatus.KILLED if issubclass(exc_type, KeyboardInterrupt) else RunStatus.FAILED
@@ -492,6 +493,13 @@ class SweepTracker:
         """End the parent run with `status` (FINISHED, FAILED or KILLED)."""
         self._require_started()
         self.client.set_terminated(self.parent_run_id, status)
+
+    def fail(self, message: str) -> None:
+        """Have the parent run end FAILED, with `message` in ``dml.error``, though no
+        exception ended the sweep (every trial failed, each recorded with its own error)."""
+        self._require_started()
+        self.client.set_tag(self.parent_run_id, ERROR, tag_value(message))
+        self.failed = True
 
     def mark_interrupted(self) -> list[str]:
         """Set every run of this sweep still RUNNING (the parent or trials of a killed earlier

@@ -202,6 +202,7 @@ def test_a_sweep_whose_trials_all_fail_for_one_cause_exits_non_zero_saying_it_on
     error = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
     cause = f"{data / shard['file']} holds {shard['rows'] - 1} rows, the card says {shard['rows']}"
     assert len(error) == 1 and "all 2 trials failed with the same error" in error[0] and cause in error[0], out.stderr[-3000:]
+    assert (out.stdout + out.stderr).count(cause) <= 2  # the error line and the flow run's final state only
     with sqlite3.connect(db) as con:  # the parent run says it failed; both trials are recorded
         statuses = sorted(r[0] for r in con.execute("select status from runs"))
     assert statuses == ["FAILED", "FAILED", "FAILED"]

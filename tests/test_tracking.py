@@ -303,6 +303,14 @@ def test_an_exception_ends_the_parent_run_failed(store):
     assert run.info.status == "FINISHED" and "dml.error" not in run.data.tags
 
 
+def test_a_sweep_marked_failed_ends_failed_with_its_cause(trained, store):
+    with SweepTracker(EXPERIMENT, "sweep-all-failed", "smoke", SWEEP_CONFIG, uri=store.uri) as tracker:
+        tracker.log_trial(trained.bad)
+        tracker.fail("all 1 trials failed with the same error: TrialError: nan")
+    run = MlflowClient(tracking_uri=store.uri).get_run(tracker.parent_run_id)
+    assert run.info.status == "FAILED" and run.data.tags["dml.error"].endswith("TrialError: nan")
+
+
 def test_a_tracker_pickles_for_prefect_and_reports_and_urls(sweep, store, tmp_path):
     clone = pickle.loads(pickle.dumps(sweep.tracker))
     assert clone.finished_trials() == {sweep.tracker.finished_trials().popitem()[0]: sweep.ok_run}
