@@ -16,7 +16,6 @@ export PREFECT_HOME=${PREFECT_HOME:-$serve_dir/prefect}
 export PREFECT_API_URL="http://127.0.0.1:$prefect_port/api"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export MLFLOW_TRACKING_URI="http://127.0.0.1:$mlflow_port"
-export DML_PROJECT_DIR="$project"
 
 start() {  # name, then the command: runs in the background, pid and log in $serve_dir
   local name=$1; shift
@@ -40,6 +39,7 @@ wait_for "http://127.0.0.1:$prefect_port/api/health" 120
 wait_for "http://127.0.0.1:$mlflow_port/health" 120
 
 "$bin/prefect" work-pool inspect dml-pool >/dev/null 2>&1 || "$bin/prefect" work-pool create dml-pool --type process >/dev/null
+# prefect.yaml resolves the project directory itself (a build step): a plain deploy.
 "$bin/prefect" --no-prompt deploy --all >"$serve_dir/deploy.log" 2>&1 || { cat "$serve_dir/deploy.log" >&2; exit 1; }
 start prefect-worker "$bin/prefect" worker start --pool dml-pool
 

@@ -27,7 +27,8 @@ def test_every_profile_of_params_yaml_validates(name):
     assert profile_name == name and trials
     assert len({id(t) for _, t in trials}) == len(trials)
     if name != "paper":
-        assert set(profile.comparisons) == {f"C{i}" for i in range(1, 10)}
+        # C1-C9, plus variants of them (C5_ratio: facility location at other C/m)
+        assert {f"C{i}" for i in range(1, 10)} == {c.split("_")[0] for c in profile.comparisons}
 
 
 def test_quick_is_the_default_and_shares_one_protocol():
@@ -144,8 +145,14 @@ def test_a_killed_sweep_resumes_with_the_remaining_trials_only(tmp_path):
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     log = second.stdout + second.stderr
     assert f"{len(done_before)} already finished, {20 - len(done_before)} to run" in log
-    assert len(child_trial_ids(db)) == 20
+    assert len(child_trial_ids(db)) == 20  # none lost
     assert not any(status == "RUNNING" for _, status in runs_in(db))
+    with sqlite3.connect(db) as con:  # none repeated: one finished run per trial, each named for its arm
+        finished = con.execute(
+            "select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid"
+            " where t.key = 'dml.trial_id' and r.status = 'FINISHED'"
+        ).fetchall()
+    assert len(finished) == 20 and len({name for name, _ in finished}) == 20
     with sqlite3.connect(db) as con:  # the killed parent run was reopened and finished, not duplicated
         parents = con.execute(
             "select count(*) from runs r where not exists (select 1 from tags t where t.run_uuid = r.run_uuid and t.key = 'mlflow.parentRunId')"
@@ -212,6 +219,7 @@ def check_mlflow(uri: str, experiment: str) -> None:
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == 20 and all(r.info.status == "FINISHED" for r in children)
+    assert len({r.info.run_name for r in children}) == 20  # every arm and seed told apart
     history = client.get_metric_history(children[0].info.run_id, "train_loss") or client.get_metric_history(children[0].info.run_id, "train/loss")
     assert history
     versions = client.search_model_versions("name='dml-embedder'")
