@@ -50,7 +50,6 @@ def ensure_prepared(
                     raise DataIntegrityError(f"datasets.{alias}: {e}; {why}, so it cannot be prepared again") from None
                 logger.warning("datasets.%s: %s; preparing %s again", alias, e, out)
                 prepare(alias, job, out)
-        verify_prepared(out)  # a fresh preparation must pass too: a bad disk, a full one
         versions[alias] = data_version(out)
         if out in locked and locked[out] != versions[alias]:
             logger.warning(
@@ -73,6 +72,7 @@ def prepare(alias: str, job: dict, out: Path) -> None:
     if raw is None:
         raise ValueError(f"datasets.{alias}: raw directory {str(job['raw_dir'])!r} of {job['name']!r} does not exist")
     prepare_dataset(job["source"], raw, out, **job["params"])
+    verify_prepared(out)  # a fresh preparation must pass too (a failing disk)
 
 
 def dvc_lock_versions(project_dir: Path) -> dict[Path, str]:

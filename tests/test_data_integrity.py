@@ -108,6 +108,16 @@ def test_ensure_prepared_stops_naming_the_file_when_nothing_can_prepare_it_again
     assert "no data.datasets entry of params.yaml writes it" in str(e.value)
 
 
+def test_a_version_other_than_the_one_in_dvc_lock_is_reported(project):
+    stale = "0" * 32 + ".dir"
+    lock = {"schema": "2.0", "stages": {"prepare": {"outs": [{"path": "prepared/fashion_mnist", "md5": stale}]}}}
+    (project / "dvc.lock").write_text(yaml.safe_dump(lock))
+    warnings = CollectingLogger()
+    versions = ensure_prepared(project / "params.yaml", {"default": "prepared/fashion_mnist"}, project, logger=warnings)
+    assert versions["default"] != stale
+    assert any(f"dvc.lock records {stale}" in m for m in warnings.messages)
+
+
 def test_a_data_error_inside_a_trial_names_the_file(project):
     data = project / "prepared" / "fashion_mnist"
     truncate(data / SHARD)
