@@ -6,7 +6,11 @@ import json
 import os
 from pathlib import Path
 
-from dml_core.report.build import build_report, git_commit, write_atomic
+from dml_core.provenance import git_commit, write_atomic
+from dml_core.report.baselines import BASELINES
+from dml_core.report.build import build_report
+from dml_core.report.sanity import REFERENCES
+from dml_core.sweep.record import TrialRecord
 from dml_core.sweep.profile import Profile
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -38,9 +42,7 @@ def c9_baselines(out_dir: Path, profile: Profile, records: list[dict]) -> list[d
     try:
         version = data_version(dataset)
     except (OSError, ValueError) as e:
-        return [{"trial_id": n, "name": n, "method": n, "seed": None, "status": "failed", "error": f"{type(e).__name__}: {e}",
-                 "metrics": {}, "history": [], "embeddings_path": None, "model_path": None, "seconds": 0.0, "config": {}}
-                for n in ("raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened")]
+        return [TrialRecord.fixed(n, error=f"{type(e).__name__}: {e}").row() for n in BASELINES]
     key = {"version": BASELINE_CACHE_VERSION, "data_version": version, "max_items": profile.eval.max_items,
            "ks": list(profile.eval.ks), "dataset": str(dataset)}
     cache = out_dir / BASELINE_CACHE
@@ -104,8 +106,7 @@ def sanity_references(out_dir: Path, profile: Profile, records: list[dict]) -> d
                 try:
                     computed[group] = reference_records(config, list(profile.seeds))
                 except Exception as e:  # noqa: BLE001 - an unscored gate is reported, never fatal
-                    computed[group] = [{"trial_id": "sanity", "name": "sanity", "method": "sanity", "seed": None,
-                                        "status": "failed", "error": f"{type(e).__name__}: {e}", "metrics": {}}]
+                    computed[group] = [TrialRecord.fixed(m, error=f"{type(e).__name__}: {e}").row() for m in REFERENCES]
                 cache[group] = {"key": key, "records": computed[group]}
                 changed = True
         out[cid] = computed[group]

@@ -86,7 +86,7 @@ def test_known_answers_give_the_three_verdicts(tmp_path):
     assert metrics["G"]["gain.recall@1"] == pytest.approx(float(np.mean(BASE + [0.05, 0.06, 0.04, 0.05, 0.055])))
     md = (tmp_path / "report.md").read_text()
     assert "| G | `gain > base` | R@1 |" in md and "**holds**" in md and "**does not hold**" in md
-    assert "1.5 min (the 20-minute target applies to the `quick` profile" in md
+    assert "1.5 min (no target set for this profile" in md  # target_minutes is a profile setting
     table = verdict_table(tmp_path)
     assert "`gain > base`" in table and "`worse > base`" in table and "commit" in table
 
@@ -302,7 +302,7 @@ def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path, monkey
     assert report == out / "report.md"
     md = report.read_text()
     html = (out / "report.html").read_text()
-    assert "10.0 min (within the 20-minute target" in md and "default `v1.dir`" in md
+    assert "10.0 min (within the profile's 30-minute target" in md and "default `v1.dir`" in md
     for cid in profile.comparisons:
         assert f"## {cid}: " in md
         for kind in ("recall", "training", "embedding", "retrieval"):

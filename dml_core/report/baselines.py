@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..sweep.record import TrialRecord
+
 BASELINES = {
     "raw_euclidean": "raw pixels, Euclidean distance",
     "raw_cosine": "raw pixels, cosine distance (1 - cos)",
@@ -91,9 +93,6 @@ def raw_baselines(dataset_dir: str | Path, max_items: int | None, ks=(1, 2, 4, 8
     from ..metrics import evaluate
 
     started = time.perf_counter()
-    base = {
-        "seed": None, "error": None, "history": [], "embeddings_path": None, "model_path": None,
-    }
 
     def config(name, distance):
         return {
@@ -107,23 +106,15 @@ def raw_baselines(dataset_dir: str | Path, max_items: int | None, ks=(1, 2, 4, 8
     try:
         vectors, labels = baseline_vectors(dataset_dir, max_items, fit_items=fit_items, pca_components=pca_components)
     except Exception as e:  # noqa: BLE001 - a baseline that cannot be computed is reported, not fatal
-        return [
-            {**base, "trial_id": name, "name": name, "method": name, "status": "failed",
-             "error": f"{type(e).__name__}: {e}", "metrics": {}, "seconds": 0.0, "config": config(name, None)}
-            for name in BASELINES
-        ]
+        return [TrialRecord.fixed(name, error=f"{type(e).__name__}: {e}", config=config(name, None)).row() for name in BASELINES]
     fit_seconds = time.perf_counter() - started
     out = []
     for name, (vec, distance) in vectors.items():
         t0 = time.perf_counter()
         try:
-            metrics = evaluate(vec, labels, ks=ks, distance=distance, nmi=nmi, seed=0)
-            status, error = "finished", None
+            metrics, error = evaluate(vec, labels, ks=ks, distance=distance, nmi=nmi, seed=0), None
         except Exception as e:  # noqa: BLE001
-            metrics, status, error = {}, "failed", f"{type(e).__name__}: {e}"
-        out.append({
-            **base, "trial_id": name, "name": name, "method": name, "status": status, "error": error,
-            "metrics": metrics, "seconds": time.perf_counter() - t0 + fit_seconds / len(vectors),
-            "config": config(name, distance),
-        })
+            metrics, error = {}, f"{type(e).__name__}: {e}"
+        seconds = time.perf_counter() - t0 + fit_seconds / len(vectors)
+        out.append(TrialRecord.fixed(name, metrics, error=error, seconds=seconds, config=config(name, distance)).row())
     return out

@@ -12,63 +12,31 @@ directory (its verdicts.json) or from the dict ``build_report`` stores there.
 """
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 import math
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .published import PUBLISHED, published_loss, published_table, ranking_agreement
+from ..provenance import git_commit, now_utc, write_atomic
+from ..sweep.record import as_rows
+from .labels import LABELS, label
+from .published import PUBLISHED, published_table, ranking_agreement
 from .summary import comparison_table, markdown_table, mean_interval, summarize
 from .sanity import REFERENCES, gate, reference_values
 from .verdict import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, NOT_TESTABLE, ClaimVerdict, judge, overall, parse_claim
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-TARGET_MINUTES = 20.0
-TARGET_PROFILE = "quick"
 CLASS_METRICS = ("recall@1", "recall@2", "recall@4", "recall@8", "map@r", "r_precision", "nmi")
 CONTINUOUS_METRICS = ("ndcg@1", "ndcg@2", "ndcg@4", "ndcg@8", "spearman")
-LABELS = {
-    "recall@1": "R@1", "recall@2": "R@2", "recall@4": "R@4", "recall@8": "R@8", "map@r": "MAP@R",
-    "r_precision": "R-precision", "nmi": "NMI", "spearman": "Spearman", "ndcg@1": "NDCG@1", "ndcg@2": "NDCG@2",
-    "ndcg@4": "NDCG@4", "ndcg@8": "NDCG@8", "precision@1": "P@1",
-}
 VERDICT_MARK = {HOLDS: "**holds**", DOES_NOT_HOLD: "**does not hold**", INCONCLUSIVE: "inconclusive",
                 NOT_TESTABLE: "not testable here"}
 
 
-def label(metric: str) -> str:
-    name, _, k = metric.partition("@")
-    if k == "K" and name in ("recall", "ndcg"):
-        return {"recall": "Recall@K", "ndcg": "NDCG@K"}[name]
-    return LABELS.get(metric, metric)
-
-
 # -- small helpers ----------------------------------------------------------------------------
-def write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def git_commit(cwd: Path = PROJECT_DIR) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def now_utc() -> str:
-    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
-
-
 def clean(x: Any) -> Any:
     """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
     if isinstance(x, dict):
@@ -411,13 +379,6 @@ def published_datasets(profile, comp, records: list[dict]) -> list[str]:
     return list(PUBLISHED)
 
 
-def is_c5(cid: str, comp) -> bool:
-    """A comparison of the four CVPR 2017 losses (C5, the paper profile's C5_cars), not C5's
-    C/m ratios, which have no published numbers of their own here."""
-    losses = {published_loss(m) for m in comp.methods}
-    return len(comp.methods) == 4 and None not in losses and len(losses) == 4
-
-
 def c5_published(profile, comp, records: list[dict]) -> tuple[str, list[dict]]:
     summ = summarize([r for r in records if r.get("method") in comp.methods], ("nmi", "recall@1", "recall@2", "recall@4", "recall@8"))
     datasets = published_datasets(profile, comp, records)
@@ -464,8 +425,8 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
     out_dir = Path(out_dir)
     plots_dir = out_dir / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
-    records = [r for r in records if isinstance(r, dict) and "method" in r]
-    baselines = list(baselines or [])
+    records = as_rows(records)
+    baselines = as_rows(baselines or [])
     all_records = records + baselines
     run = run_info(out_dir, profile, records, versions, seconds, commit)
     rendered = {"date": now_utc(), "commit": commit or git_commit()}
@@ -548,7 +509,7 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
             table, sec_verdicts = secondary_table(comp.expect, all_records, sec)
             entry["secondary"] = {c: {m: v.as_dict() for m, v in d.items()} for c, d in sec_verdicts.items()}
             lines += [f"Secondary metrics (same test; not the judged metric, uncorrected for multiple tests):", "", table, ""]
-    if is_c5(cid, comp):
+    if comp.published:
         text, agreements = c5_published(profile, comp, all_records)
         entry["published_ranking"] = agreements
         lines += ["### Beside the published numbers", "", text, ""]
@@ -579,16 +540,18 @@ def summary_rows(doc: dict) -> list[str]:
     return lines
 
 
-def wall_time_text(run: dict, profile_name: str) -> str:
+def wall_time_text(run: dict, target_minutes: float | None) -> str:
+    """The sweep's wall time, against the profile's `target_minutes` where it sets one."""
     secs = run.get("seconds")
     if not secs:
         return "not recorded (the report was re-rendered from results.json and no sweep.json holds the time)"
     minutes = secs / 60.0
-    if profile_name == TARGET_PROFILE:
-        verdict = ("within the 20-minute target" if minutes <= TARGET_MINUTES
-                   else f"OVER the 20-minute target by {minutes - TARGET_MINUTES:.1f} min")
+    if target_minutes is None:
+        verdict = "no target set for this profile"
+    elif minutes <= target_minutes:
+        verdict = f"within the profile's {target_minutes:g}-minute target"
     else:
-        verdict = f"the 20-minute target applies to the `{TARGET_PROFILE}` profile"
+        verdict = f"OVER the profile's {target_minutes:g}-minute target by {minutes - target_minutes:.1f} min"
     return f"{minutes:.1f} min ({verdict}; {run.get('source') or 'measured'})"
 
 
@@ -607,7 +570,7 @@ def render_document(sweep_name, profile_name, profile, records, baselines, run, 
         f"- sweep finished: {run.get('date') or 'date not recorded'}; commit `{run.get('commit') or 'unknown'}`",
         f"- report rendered: {rendered['date']}; commit `{rendered['commit']}`",
         "- data versions: " + (", ".join(f"{k} `{v}` ({profile.datasets.get(k, '')})" for k, v in versions.items()) or "not recorded"),
-        f"- wall time: {wall_time_text(run, profile_name)}; trial compute {compute / 60:.1f} min summed over trials",
+        f"- wall time: {wall_time_text(run, profile.target_minutes)}; trial compute {compute / 60:.1f} min summed over trials",
         f"- trials: {len(records)} ({ok} finished, {len(failed)} failed); seeds {list(profile.seeds)}"
         + (f"; {len(baselines)} raw-pixel baselines (C9)" if baselines else ""),
         f"- shared protocol: {protocol_summary(profile)}" + (f"; {splits}" if splits else ""),

@@ -20,23 +20,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .labels import label
 from .summary import mean_interval
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 BASELINE_COLORS = ["#555555", "#999999", "#b07aa1", "#9c755f"]
-METRIC_LABELS = {
-    "recall": "Recall@K", "ndcg": "NDCG@K", "map@r": "MAP@R", "nmi": "NMI", "r_precision": "R-precision",
-    "spearman": "Spearman", "train/loss": "train loss",
-}
-
-
-def label_of(metric: str) -> str:
-    if metric in METRIC_LABELS:
-        return METRIC_LABELS[metric]
-    name, _, k = metric.partition("@")
-    return {"recall": "Recall", "ndcg": "NDCG", "map": "mAP", "precision": "Precision"}.get(name, name) + (f"@{k}" if k else "")
-
-
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,15 +101,15 @@ def recall_curves(path, title: str, methods: list[str], records: list[dict], ks,
         if np.isnan(mean).all():
             continue
         n = max(s.n for s in sums)
-        label = f"{m} (fixed)" if fixed else f"{m} (n={n})"
+        legend = f"{m} (fixed)" if fixed else f"{m} (n={n})"
         mean_with_interval(ax, ks, mean, np.array([s.low for s in sums]) * 100, np.array([s.high for s in sums]) * 100,
-                           color=colors[m], label=label, index=i, count=len(series), log_x=True, fixed=fixed, clip=bounds(prefix))
+                           color=colors[m], label=legend, index=i, count=len(series), log_x=True, fixed=fixed, clip=bounds(prefix))
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
     ax.set_xlabel("K")
-    ax.set_ylabel(f"{label_of(prefix)} (%)")
-    ax.set_title(f"{label_of(prefix)}: mean over seeds with 95% interval")
+    ax.set_ylabel(f"{label(prefix)} (%)")
+    ax.set_title(f"{label(prefix)}: mean over seeds with 95% interval")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
@@ -149,8 +137,8 @@ def recall_curves(path, title: str, methods: list[str], records: list[dict], ks,
             ax2.axhline(rows[0]["metrics"][metric] * 100, color=colors[b], ls="--", lw=1.2, label=f"{b} (fixed)")
     ax2.set_xticks(range(len(learned)), learned, rotation=25 if len(learned) > 2 else 0, ha="right" if len(learned) > 2 else "center", fontsize=8)
     ax2.set_xlim(-0.6, len(learned) - 0.4)
-    ax2.set_ylabel(f"{label_of(metric)} (%)")
-    ax2.set_title(f"{label_of(metric)} per seed (the paired test's data)")
+    ax2.set_ylabel(f"{label(metric)} (%)")
+    ax2.set_title(f"{label(metric)} per seed (the paired test's data)")
     ax2.grid(alpha=0.3, axis="y")
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -173,12 +161,12 @@ def _history_series(rows: list[dict], key: str) -> tuple[np.ndarray, list]:
 
 def training_curves(path, title: str, methods: list[str], records: list[dict], *, metric: str = "recall@1") -> Path:
     colors = color_map(methods)
-    panels = [("train/loss", "train loss (scales differ between losses)"), (f"val/{metric}", f"{label_of(metric)}, validation classes (selection)")]
+    panels = [("train/loss", "train loss (scales differ between losses)"), (f"val/{metric}", f"{label(metric)}, validation classes (selection)")]
     has_eval = any(
         sum(1 for h in (r.get("history") or []) if f"eval/{metric}" in h) > 1 for m in methods for r in _finished(records, m)
     )
     if has_eval:
-        panels.append((f"eval/{metric}", f"{label_of(metric)}, evaluation classes"))
+        panels.append((f"eval/{metric}", f"{label(metric)}, evaluation classes"))
     fig = Figure(figsize=(4.3 * len(panels), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, (key, name) in zip(axes, panels):

@@ -13,13 +13,14 @@ import math
 
 from scipy import stats
 
+from .labels import label
+
 SOURCE = (
     "Song, Jegelka, Rathod, Murphy. Deep Metric Learning via Facility Location. CVPR 2017 "
     "(64-d embedding, first half of the classes for training, second half for evaluation)"
 )
 LOSSES = ("triplet semi-hard", "lifted structured", "N-pair", "facility location")
 METRICS = ("nmi", "recall@1", "recall@2", "recall@4", "recall@8")
-METRIC_LABELS = {"nmi": "NMI", "recall@1": "R@1", "recall@2": "R@2", "recall@4": "R@4", "recall@8": "R@8"}
 
 _ROWS = {
     "CUB-200-2011": {
@@ -59,7 +60,7 @@ def published_table(datasets=None) -> str:
     lines = [
         f"**Published, not ours** — {SOURCE}. Values in %, copied from the paper; not reproduced here.",
         "",
-        "| dataset | loss | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
+        "| dataset | loss | " + " | ".join(label(m) for m in METRICS) + " |",
         "|---|---|" + "---|" * len(METRICS),
     ]
     for ds in datasets:
@@ -99,13 +100,13 @@ def ranking_agreement(ours: dict[str, float], metric: str, dataset: str = "CUB-2
         res = stats.kendalltau([mapped[k] for k in losses], [pub[k] for k in losses])
         tau = float(res.statistic)
     agrees = len(losses) >= 2 and our_order == pub_order and len(set(mapped[k] for k in losses)) == len(losses)
-    label = METRIC_LABELS[metric]
+    name = label(metric)
     if len(losses) < 2:
-        text = f"{label}: fewer than two of the four losses have a result; no ranking to compare."
+        text = f"{name}: fewer than two of the four losses have a result; no ranking to compare."
     else:
         word = "agrees with" if agrees else "differs from"
         text = (
-            f"{label}: our ranking ({' > '.join(our_order)}) {word} the published {dataset} ranking "
+            f"{name}: our ranking ({' > '.join(our_order)}) {word} the published {dataset} ranking "
             f"({' > '.join(pub_order)}); Kendall tau = {tau:.2f}."
         )
         if len(losses) < len(LOSSES):

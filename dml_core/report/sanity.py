@@ -22,6 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..sweep.record import TrialRecord
 from .verdict import NOT_TESTABLE, ClaimVerdict
 
 RAW, UNTRAINED = "raw_pixels", "untrained"
@@ -58,13 +59,11 @@ def reference_records(config, seeds: list[int]) -> list[dict]:
 
 
 def _record(method: str, seed, metrics: dict, config) -> dict:
-    return {
-        "trial_id": f"{method}-{seed}", "name": method if seed is None else f"{method}-seed{seed}", "method": method,
-        "seed": seed, "status": "finished", "error": None, "metrics": metrics, "history": [],
-        "embeddings_path": None, "model_path": None, "seconds": 0.0,
-        "config": {"dataset": config.dataset, "reference": REFERENCES[method], "labels": config.labels,
-                   "eval": config.eval.model_dump(mode="json")},
-    }
+    return TrialRecord.fixed(
+        method, metrics, seed=seed,
+        config={"dataset": config.dataset, "reference": REFERENCES[method], "labels": config.labels,
+                "eval": config.eval.model_dump(mode="json")},
+    ).row()
 
 
 def reference_values(records: list[dict], metric: str) -> dict[str, float]:

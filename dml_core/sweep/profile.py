@@ -68,6 +68,9 @@ class ComparisonConfig(Strict):
     # or "A != B" (two-sided); A and B are methods of the comparison (or, with baselines,
     # raw_euclidean, raw_cosine, raw_mahalanobis, raw_pca_whitened).
     expect: list[str] = Field(default_factory=list)
+    # Show the published numbers of Song et al. (CVPR 2017) beside ours, with the ranking
+    # agreement (Kendall tau): for a comparison of the four losses of that paper (C5).
+    published: bool = False
 
     @model_validator(mode="after")
     def expected_claims(self) -> "ComparisonConfig":
@@ -105,6 +108,8 @@ class Profile(Strict):
     grid: GridConfig | None = None
     ray: RayConfig = Field(default_factory=RayConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    # The wall-time budget a sweep of this profile is held to; the report says whether it kept it.
+    target_minutes: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def references(self) -> "Profile":
