@@ -164,3 +164,15 @@ def test_the_issue_reproduction(name):
     assert bool(torch.isfinite(e.grad).all())
     expected = ref_grad(lambda v: REFERENCES[name](v, y, None), e.detach().double())
     torch.testing.assert_close(e.grad.double(), expected, rtol=1e-4, atol=1e-7)
+
+
+def test_an_in_place_backward_after_create_graph_leaves_its_graph_intact(case):
+    ours, ref, x = case
+    e = x.clone().requires_grad_()
+    loss = ours(e)
+    (g,) = torch.autograd.grad(loss, e, create_graph=True)
+    (loss * 3.0).backward(retain_graph=True)
+    (h,) = torch.autograd.grad((g * g).sum(), e)
+    r = x.clone().requires_grad_()
+    (g_ref,) = torch.autograd.grad(ref(r), r, create_graph=True)
+    close(h, torch.autograd.grad((g_ref * g_ref).sum(), r)[0])

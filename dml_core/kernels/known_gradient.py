@@ -53,7 +53,8 @@ def _graph_gradient(ctx, g: torch.Tensor) -> torch.Tensor:
     """dL/dD * g as a function of g and, for a loss with curvature in D, of D."""
     if ctx.recompute is None:
         # Piecewise linear in D: dL/dD is constant where it is defined (d2L/dD2 = 0).
-        plain = ctx.grad if ctx.factor is None else ctx.grad / ctx.factor
+        # A copy: the new graph keeps it, and a later backward may rescale the stored one.
+        plain = ctx.grad.clone() if ctx.factor is None else ctx.grad / ctx.factor
         return plain * g
     (dist,) = ctx.saved_tensors
     return torch.autograd.grad(ctx.recompute(dist), dist, g, create_graph=True)[0]
