@@ -26,7 +26,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.states import Failed
 
 from dml_core.report import markdown_table
-from dml_core.report.build import git_commit, now_utc, write_atomic
+from dml_core.provenance import git_commit, now_utc, write_atomic
 from dml_core.sweep.profile import Profile, load_profile
 from flows.errors import SweepFailed
 
