@@ -18,13 +18,25 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _git(cwd, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def git_commit(cwd: str | os.PathLike = PROJECT_DIR) -> str:
     """The short hash of HEAD in ``cwd``, or "unknown" outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    return _git(cwd, "rev-parse", "--short", "HEAD") or "unknown"
+
+
+def git_state(cwd: str | os.PathLike = PROJECT_DIR) -> tuple[str | None, bool]:
+    """(the full hash of HEAD or None outside a checkout, whether tracked files differ from it)."""
+    commit = _git(cwd, "rev-parse", "HEAD")
+    if not commit:
+        return None, False
+    return commit, bool(_git(cwd, "status", "--porcelain", "--untracked-files=no"))
 
 
 def now_utc() -> str:

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from prefect.states import Failed
 from dml_core.report import markdown_table
 from dml_core.provenance import git_commit, now_utc, write_atomic
 from dml_core.sweep.profile import Profile, load_profile
+from dml_core.sweep.record import TrialRecord, as_rows
 from flows.errors import SweepFailed
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -108,24 +108,7 @@ def previous_records(report_dir: Path, trial_ids: set[str]) -> list[dict]:
     path = report_dir / "results.json"
     if not path.is_file():
         return []
-    return [r for r in json.loads(path.read_text()) if r["trial_id"] in trial_ids]
-
-
-def outcome_record(outcome, method: str) -> dict:
-    return {
-        "trial_id": outcome.trial_id,
-        "name": outcome.name,
-        "method": method,
-        "seed": outcome.config.seed,
-        "status": outcome.status,
-        "error": outcome.error,
-        "metrics": outcome.metrics,
-        "history": outcome.history,
-        "embeddings_path": outcome.embeddings_path,
-        "model_path": outcome.model_path,
-        "seconds": outcome.seconds,
-        "config": outcome.config.model_dump(mode="json"),
-    }
+    return [r for r in as_rows(json.loads(path.read_text())) if r["trial_id"] in trial_ids]
 
 
 @task(name="write-report")
@@ -177,7 +160,7 @@ def dml_sweep(
             logger.info(f"sweep {name}: {len(done) + len(outcomes)}/{len(trials)} trials recorded")
         out_dir = project_path(report_dir) if report_dir else PROJECT_DIR / "reports" / name
         records = previous_records(out_dir, set(done))
-        records += [outcome_record(o, method_of[o.trial_id]) for o in outcomes]
+        records += [TrialRecord.from_outcome(o, method_of[o.trial_id]).row() for o in outcomes]
         finished = [o for o in outcomes if o.status == "finished"]
         if finished:
             best = max(finished, key=lambda o: o.metrics.get("map@r", 0.0))

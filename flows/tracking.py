@@ -40,7 +40,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
@@ -51,6 +50,10 @@ import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from dml_core.provenance import git_state
+from dml_core.report.trial_plots import embedding_figure, recall_figure
+from dml_core.training.saved import example_batch, rebuild_model
 
 log = logging.getLogger(__name__)
 
@@ -244,20 +247,11 @@ def sweep_description(sweep_name: str, profile: str, config: dict[str, Any]) -> 
 
 
 # -- provenance ---------------------------------------------------------------------------------
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def git_tags() -> dict[str, str]:
     """The commit of the code that ran and whether tracked files differed from it."""
-    commit = _git("rev-parse", "HEAD")
+    commit, dirty = git_state(Path(__file__).resolve().parent)
     if not commit:
         return {"dml.git_commit": "unknown"}
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     return {"dml.git_commit": commit, GIT_COMMIT: commit, "dml.git_dirty": str(dirty).lower()}
 
 
@@ -271,129 +265,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-# -- figures (matplotlib's object API: no pyplot state, safe in task threads) ------------------
-def _k_points(metrics: dict[str, float]) -> tuple[str, list[tuple[int, float]]]:
-    """The @K curve of the final metrics: Recall@K for class labels, nDCG@K for continuous."""
-    for prefix, label in (("recall@", "Recall@K"), ("ndcg@", "nDCG@K")):
-        points = sorted((int(k[len(prefix):]), float(v)) for k, v in metrics.items() if k.startswith(prefix) and k[len(prefix):].isdigit())
-        if points:
-            return label, points
-    return "", []
-
-
-def recall_figure(metrics: dict[str, float], history: Sequence[dict[str, Any]], title: str):
-    """Left: the final Recall@K curve. Right: Recall@1 per epoch (val and eval), when the
-    history has it. None without any @K metric."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    label, points = _k_points(metrics)
-    if not points:
-        return None
-    per_epoch = {split: [(row.get("epoch", i), row[f"{split}/recall@1"]) for i, row in enumerate(history) if f"{split}/recall@1" in row]
-                 for split in ("val", "eval")}
-    per_epoch = {s: p for s, p in per_epoch.items() if p}
-    fig = Figure(figsize=(9 if per_epoch else 5, 3.6), dpi=100, layout="constrained")
-    axes = fig.subplots(1, 2 if per_epoch else 1, squeeze=False)[0]
-    ks, values = zip(*points)
-    axes[0].plot(ks, values, marker="o")
-    axes[0].set_xscale("log", base=2)
-    axes[0].set_xticks(ks, labels=[str(k) for k in ks])
-    axes[0].set(xlabel="K", ylabel=label, ylim=(0, 1.02), title=f"{label} (eval)")
-    axes[0].grid(alpha=0.3)
-    if per_epoch:
-        for split, pts in per_epoch.items():
-            epochs, vals = zip(*pts)
-            axes[1].plot(epochs, vals, marker="o", label=split)
-        axes[1].set(xlabel="epoch", ylabel="Recall@1", ylim=(0, 1.02), title="Recall@1 per epoch")
-        axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[1].legend()
-        axes[1].grid(alpha=0.3)
-    fig.suptitle(title)
-    return fig
-
-
-def pca_2d(embeddings: np.ndarray) -> np.ndarray:
-    """The first two principal components (zero-padded for 1-D embeddings)."""
-    x = np.asarray(embeddings, dtype=np.float64)
-    x = x - x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    out = x @ vt[:2].T
-    return np.pad(out, ((0, 0), (0, 2 - out.shape[1]))) if out.shape[1] < 2 else out
-
-
-def embedding_figure(embeddings: np.ndarray, labels: np.ndarray, title: str, max_points: int = 5000):
-    """A PCA scatter of the eval embeddings coloured by class (by value for continuous
-    labels). At most `max_points` points, a fixed subsample: same points for every trial."""
-    from matplotlib.figure import Figure
-
-    n = len(embeddings)
-    rows = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False)) if n > max_points else np.arange(n)
-    xy = pca_2d(embeddings[rows])
-    lab = np.asarray(labels)[rows]
-    fig = Figure(figsize=(5.5, 4.5), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    if lab.ndim == 1 and np.issubdtype(lab.dtype, np.integer):
-        classes, codes = np.unique(lab, return_inverse=True)
-        cmap = "tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "nipy_spectral"
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=codes, cmap=cmap, s=8, alpha=0.8, vmin=0, vmax=max(len(classes) - 1, 1))
-        if len(classes) <= 20:
-            handles = [ax.scatter([], [], color=sc.cmap(sc.norm(i)), s=12, label=str(c)) for i, c in enumerate(classes)]
-            ax.legend(handles=handles, title="class", fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    else:
-        value = lab if lab.ndim == 1 else lab[:, 0]
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=value.astype(float), cmap="viridis", s=8, alpha=0.8)
-        fig.colorbar(sc, ax=ax, label="label")
-    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
-    return fig
-
-
 # -- the model ------------------------------------------------------------------------------------
-def model_options(config, image_shape: Sequence[int]) -> dict[str, Any]:
-    """The backbone options the trial used: the config's, plus the input size it derives
-    from the dataset (as dml_core.training.trial.Trial does)."""
-    height, width, channels = image_shape
-    opts = dict(config.model.options)
-    if config.model.name in ("small_cnn", "resnet", "timm"):
-        opts.setdefault("in_channels", channels)
-    if config.model.name == "mlp":
-        opts.setdefault("in_features", [channels, height, width])
-    return opts
-
-
-def rebuild_model(outcome):
-    """The trained embedder of a finished trial, in eval mode, on the CPU, and the dataset's
-    image shape (H, W, C)."""
-    import torch
-
-    from dml_core.data import read_card
-    from dml_core.models import build_embedder
-
-    cfg = outcome.config
-    if not outcome.model_path or not Path(outcome.model_path).is_file():
-        raise FileNotFoundError(f"trial {outcome.trial_id} has no model file ({outcome.model_path!r})")
-    shape = tuple(int(d) for d in read_card(cfg.dataset)["image"]["shape"])
-    model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **model_options(cfg, shape))
-    model.load_state_dict(torch.load(outcome.model_path, map_location="cpu", weights_only=True))
-    return model.eval(), shape
-
-
-def example_batch(config, image_shape: Sequence[int], size: int = 2):
-    """A few eval images as the model sees them (float32 [B, C, H, W], normalised): the
-    input example. Two, not one: torch.export fixes a batch dimension of size 1."""
-    import torch
-
-    from dml_core.data import PreparedDataset
-
-    try:
-        ds = PreparedDataset(config.dataset, config.eval.split)
-        return ds.get_batch(list(range(min(size, len(ds))))).images.contiguous()
-    except Exception as e:  # the shards may be gone; the shape from the card is enough
-        log.warning("input example from random pixels (%s)", e)
-        h, w, c = image_shape
-        return torch.rand((size, c, h, w), generator=torch.Generator().manual_seed(0))
-
-
 def signature_of(image_shape: Sequence[int], embedding_dim: int):
     """[-1, C, H, W] float32 images -> [-1, D] float32 embeddings; -1: any batch size."""
     from mlflow.models import ModelSignature
@@ -608,7 +480,10 @@ class SweepTracker:
         import torch
 
         self._require_started()
-        model, shape = rebuild_model(outcome)
+        try:
+            model, shape = rebuild_model(outcome.config, outcome.model_path)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"trial {outcome.trial_id}: {e}") from None
         example = example_batch(outcome.config, shape)
         with torch.no_grad():
             dim = int(model(example).shape[1])

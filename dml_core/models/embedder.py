@@ -28,3 +28,16 @@ class Embedder(nn.Module):
 def build_embedder(name: str, embedding_dim: int = 64, normalize: bool = True, **backbone_opts) -> Embedder:
     """build_embedder("small_cnn", embedding_dim=64, in_channels=1) -> Embedder."""
     return Embedder(BACKBONES.build(name, **backbone_opts), embedding_dim, normalize)
+
+
+def input_options(name: str, options: dict, image_shape) -> dict:
+    """A backbone's options plus the input size it takes from the data (H, W, C): the
+    channels of a CNN, the flattened size of an MLP. What a trial builds is what a saved
+    model is rebuilt with."""
+    height, width, channels = (int(d) for d in image_shape)
+    opts = dict(options)
+    if name in ("small_cnn", "resnet", "timm"):
+        opts.setdefault("in_channels", channels)
+    if name == "mlp":
+        opts.setdefault("in_features", [channels, height, width])
+    return opts

@@ -208,12 +208,16 @@ def training_curves(path, title: str, methods: list[str], records: list[dict], *
 
 # -- embedding map ----------------------------------------------------------------------------
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """The first two principal components of x, and the share of variance they explain."""
+    """The first two principal components of x (zero-padded for 1-D x), and the share of
+    variance they explain."""
     x = np.asarray(x, dtype=np.float64)
     c = x - x.mean(0)
     _, s, vt = np.linalg.svd(c, full_matrices=False)
     var = s**2
-    return c @ vt[:2].T, float(var[:2].sum() / var.sum()) if var.sum() > 0 else math.nan
+    xy = c @ vt[:2].T
+    if xy.shape[1] < 2:
+        xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+    return xy, float(var[:2].sum() / var.sum()) if var.sum() > 0 else math.nan
 
 
 def embedding_map(path, title: str, panels: list[dict], *, max_points: int = 2500) -> Path:
