@@ -1,4 +1,5 @@
 """The grid on Ray Tune / Ray Train: real local Ray, a real `ray start` cluster (slow)."""
+import json
 import os
 import re
 import signal
@@ -65,14 +66,48 @@ def tiny(tmp_path_factory):
     return root, base
 
 
+def crash_hook(plan_path: str):
+    """A Ray worker setup hook: Trial.train_epoch raises once where the plan file says
+    ({"seed", "epoch", "marker"}), as a crash would. Injected from outside the code under test."""
+
+    def install() -> None:
+        import json
+        from pathlib import Path
+
+        from dml_core.training import trial as trial_module
+
+        original = trial_module.Trial.train_epoch
+
+        def train_epoch(self, epoch: int):
+            plan = Path(plan_path)
+            if plan.is_file() and self.rank == 0:
+                spec = json.loads(plan.read_text())
+                marker = Path(spec["marker"])
+                if self.config.seed == spec["seed"] and epoch == spec["epoch"] and not marker.exists():
+                    marker.write_text(f"crashed at epoch {epoch}\n")
+                    raise RuntimeError(f"injected crash at the start of epoch {epoch}")
+            return original(self, epoch)
+
+        trial_module.Trial.train_epoch = train_epoch
+
+    return install
+
+
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(tmp_path_factory):
+    """A local Ray whose workers carry the crash hook (inert until a test writes its plan)."""
+    import cloudpickle
     import ray
 
     from dml_core.training.ray_runner import init_ray
 
+    plan = tmp_path_factory.mktemp("crash") / "plan.json"
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    # As init_ray starts it, plus the hook; init_ray then finds Ray running and uses it.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=256 * 1024**2, runtime_env={"worker_process_setup_hook": crash_hook(str(plan))})
     init_ray(RayConfig(num_cpus=2))
-    yield
+    yield plan
     ray.shutdown()
 
 
@@ -104,13 +139,16 @@ def test_a_crashed_trial_resumes_to_the_same_result(tiny, local_ray, workers):
     from dml_core.training.ray_runner import run_grid
 
     root, base = tiny
-    clean = expand_grid(base, dict(losses=["triplet"], miners=["random"], seeds=[5]))
+    trial = expand_grid(base, dict(losses=["triplet"], miners=["random"], seeds=[5]))
     marker = root / f"crash-{workers}.marker"
-    crashing = expand_grid({**base, "fault": {"crash_at_epoch": 1, "crash_marker": str(marker)}}, dict(losses=["triplet"], miners=["random"], seeds=[5]))
     cfg = RayConfig(num_workers=workers, max_failures=1)
-    a = run_grid(clean, cfg, name=f"clean-{workers}", storage_path=str(root / "ray"))[0]
-    b = run_grid(crashing, cfg, name=f"crash-{workers}", storage_path=str(root / "ray"))[0]
-    assert marker.exists(), "the fault hook never fired"
+    a = run_grid(trial, cfg, name=f"clean-{workers}", storage_path=str(root / "ray"))[0]
+    local_ray.write_text(json.dumps({"seed": 5, "epoch": 1, "marker": str(marker)}))
+    try:
+        b = run_grid(trial, cfg, name=f"crash-{workers}", storage_path=str(root / "ray"))[0]
+    finally:
+        local_ray.unlink()
+    assert marker.exists(), "the crash hook never fired"
     assert a.status == b.status == FINISHED
     assert a.metrics == b.metrics
     assert [r["train/loss"] for r in a.history] == [r["train/loss"] for r in b.history]

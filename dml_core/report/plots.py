@@ -16,12 +16,28 @@ import math
 import os
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .labels import label
 from .summary import mean_interval
+
+
+
+def _with_cjk_fallback() -> None:
+    """Class names can be CJK characters (the glyphs set): after DejaVu Sans, fall back glyph
+    by glyph (matplotlib >= 3.6) to a CJK font the glyphs set is drawn from, if installed."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    cjk = [f for f in ("Noto Sans CJK JP", "Droid Sans Fallback") if f in installed]
+    if cjk and matplotlib.rcParams["font.family"] == ["sans-serif"]:
+        matplotlib.rcParams["font.family"] = ["DejaVu Sans", *cjk]
+
+
+_with_cjk_fallback()
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 BASELINE_COLORS = ["#555555", "#999999", "#b07aa1", "#9c755f"]
@@ -228,7 +244,14 @@ def embedding_map(path, title: str, panels: list[dict], *, max_points: int = 250
     rng = np.random.default_rng(0)
     for ax, p in zip(axes, panels):
         x = np.asarray(p["x"])
-        keep = np.sort(rng.choice(len(x), size=min(max_points, len(x)), replace=False))
+        pool, note = np.arange(len(x)), ""
+        if p.get("angles") is None:
+            classes = np.unique(np.asarray(p["labels"]))
+            if len(classes) > len(COLORS):
+                # A thousand classes in ten colours is noise: map the first ten classes, whole.
+                pool = np.flatnonzero(np.isin(np.asarray(p["labels"]), classes[: len(COLORS)]))
+                note = f" of {len(COLORS)} of {len(classes)} classes"
+        keep = np.sort(rng.choice(pool, size=min(max_points, len(pool)), replace=False))
         xy, share = pca_2d(x[keep])
         if p.get("angles") is not None:
             sc = ax.scatter(xy[:, 0], xy[:, 1], c=np.asarray(p["angles"])[keep] % 360, cmap="twilight", vmin=0, vmax=360, s=6, alpha=0.8)
@@ -240,7 +263,7 @@ def embedding_map(path, title: str, panels: list[dict], *, max_points: int = 250
                 sel = labels == c
                 ax.scatter(xy[sel, 0], xy[sel, 1], s=6, alpha=0.7, color=COLORS[i % len(COLORS)], label=names.get(int(c), str(c)))
             ax.legend(fontsize=7, markerscale=2.5, loc="best", framealpha=0.8)
-        ax.set_title(f"{p['title']}\nPCA, {len(keep)} eval items, {share * 100:.0f}% of variance in 2-D", fontsize=9)
+        ax.set_title(f"{p['title']}\nPCA, {len(keep)} eval items{note}, {share * 100:.0f}% of variance in 2-D", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=11)

@@ -1,6 +1,6 @@
 """Training: the trial as a plain function (no Ray here; see dml_core.training.ray_runner)."""
 from .config import TrialConfig
 from .embed import embed, stratified_subset
-from .trial import InjectedFault, Trial, TrialError, TrialResult, run_trial
+from .trial import Trial, TrialError, TrialResult, run_trial
 
-__all__ = ["InjectedFault", "Trial", "TrialConfig", "TrialError", "TrialResult", "embed", "run_trial", "stratified_subset"]
+__all__ = ["Trial", "TrialConfig", "TrialError", "TrialResult", "embed", "run_trial", "stratified_subset"]

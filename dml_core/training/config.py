@@ -103,13 +103,6 @@ class EvalConfig(Strict):
         return sorted(set(ks))
 
 
-class FaultConfig(Strict):
-    """Test hook: raise once at the start of this epoch (a marker file records that it did)."""
-
-    crash_at_epoch: int | None = None
-    crash_marker: str | None = None
-
-
 class TrialConfig(Strict):
     dataset: str  # a prepared dataset directory (card.json + shards)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -125,7 +118,6 @@ class TrialConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     seed: int = 0
-    fault: FaultConfig = Field(default_factory=FaultConfig)
 
     @model_validator(mode="after")
     def components_exist(self) -> "TrialConfig":

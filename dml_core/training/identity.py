@@ -8,9 +8,9 @@ from .config import TrialConfig
 
 
 def trial_id(config: TrialConfig) -> str:
-    """A short stable hash of everything that defines the trial's result (the fault hook
-    excluded): the key a sweep uses to skip trials it has already finished."""
-    data = config.model_dump(mode="json", exclude={"fault"})
+    """A short stable hash of everything that defines the trial's result: the key a sweep
+    uses to skip trials it has already finished."""
+    data = config.model_dump(mode="json")
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

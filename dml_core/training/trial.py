@@ -21,7 +21,7 @@ from ..data.rotation import angle_to_unit_vector
 from ..losses import build_loss
 from ..metrics import evaluate, evaluate_continuous
 from ..miners import build_miner
-from ..models import build_embedder
+from ..models import build_embedder, input_options
 from ..samplers import MPerClassSampler
 from .config import TrialConfig
 from .distributed import average_across_workers, global_batch, loss_scale, world
@@ -30,10 +30,6 @@ from .embed import embed, stratified_subset
 
 class TrialError(RuntimeError):
     """A trial that cannot go on (a NaN loss, an impossible batch): recorded, not retried."""
-
-
-class InjectedFault(RuntimeError):
-    """Raised once by the fault hook of the config, to test recovery from a crash."""
 
 
 @dataclass
@@ -120,13 +116,7 @@ class Trial:
         self.train_set = PreparedDataset(path, "train")
         self.eval_set = PreparedDataset(path, cfg.eval.split)
         self.val_set = PreparedDataset(path, cfg.eval.val_split) if cfg.eval.val_split else None
-        channels = self.train_set.image_shape[2]
-
-        opts = dict(cfg.model.options)
-        if cfg.model.name in ("small_cnn", "resnet", "timm"):
-            opts.setdefault("in_channels", channels)
-        if cfg.model.name == "mlp":
-            opts.setdefault("in_features", [channels, *self.train_set.image_shape[:2]])
+        opts = input_options(cfg.model.name, cfg.model.options, self.train_set.image_shape)
         self.model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **opts).to(self.device)
         self.loss = build_loss(cfg.loss.name, **cfg.loss_options()).to(self.device)
         self.miner = build_miner(cfg.miner.name, **cfg.miner_options()) if cfg.miner else None
@@ -177,7 +167,6 @@ class Trial:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
-        self.maybe_crash(epoch)
         self.loader.set_epoch(epoch)
         self.net.train()
         losses, mined, steps = [], [], 0
@@ -208,18 +197,6 @@ class Trial:
         if mined:
             out["train/mined_per_batch"] = float(np.mean(mined))
         return out
-
-    def maybe_crash(self, epoch: int) -> None:
-        f = self.config.fault
-        if f.crash_at_epoch is None or epoch != f.crash_at_epoch or self.rank != 0:
-            return
-        marker = Path(f.crash_marker or "")
-        if f.crash_marker and marker.exists():
-            return
-        if f.crash_marker:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(f"crashed at epoch {epoch}\n")
-        raise InjectedFault(f"injected crash at the start of epoch {epoch}")
 
     # -- evaluation ------------------------------------------------------------------------------
     def split_rows(self, dataset: PreparedDataset) -> np.ndarray:
