@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..validation import check_count
 from .idx import read_idx
 from .images import ArrayImages, resize_array
 from .source import SOURCES, Source, SourceData, require_dir, sha256_file
-from .splits import check_count, class_range_split
+from .splits import class_range_split
 
 DEFAULT_RAW_DIR = Path("/usr/share/datasets/fashion-mnist")
 PARTS = ("train", "t10k")

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..validation import check_count
 from .fonts import FAMILIES, SYSTEM_FONT_DIR, Family, find_font, package_version, select_families
 from .images import ArrayImages
 from .source import SOURCES, Source, SourceData, sha256_file
-from .splits import EVAL, TRAIN, check_count
+from .splits import EVAL, TRAIN
 
 BLOCK = (0x4E00, 0x9FFF)  # CJK Unified Ideographs
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import check_count
 from .images import FileImages
 from .source import Source, SourceData
-from .splits import check_count, class_range_split
+from .splits import class_range_split
 
 
 class PhotoSource(Source):

@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..validation import check_count
 from .fashion_mnist import CITATION as FMNIST_CITATION
 from .fashion_mnist import CLASS_NAMES, DEFAULT_RAW_DIR, read_fashion_mnist
 from .images import ArrayImages, resize_array
 from .source import SOURCES, Source, SourceData
-from .splits import check_count, class_range_split
+from .splits import class_range_split
 
 PERIOD = 360.0
 CONTINUOUS_INFO = {

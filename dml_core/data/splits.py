@@ -16,23 +16,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..validation import check_count
+
 TRAIN, VAL, EVAL, QUERY, GALLERY = "train", "val", "eval", "query", "gallery"
 # Order of the splits in the prepared output (and in the dataset card).
 SPLIT_ORDER = (TRAIN, VAL, EVAL, QUERY, GALLERY)
 # Splits that together form the evaluation side; they may share classes with each other
 # (In-shop's query and gallery do) but never with train or val.
 EVAL_SIDE = (EVAL, QUERY, GALLERY)
-
-
-def check_count(value, name: str, *, low: int, high: int | None = None) -> int:
-    """An integer param within [low, high]; the error names the param."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
 
 
 def class_range_split(num_classes: int, train_classes: int | None) -> np.ndarray:
