@@ -1,4 +1,4 @@
-"""Evaluation of embeddings (METHODS.md E1-E5, C7): retrieval, clustering and ranking metrics.
+"""Evaluation of embeddings (Musgrave et al. ECCV 2020; Song et al. CVPR 2017): retrieval, clustering and ranking metrics.
 
 - `evaluate`: Recall@K, strict recall@K, mAP@K, precision@1, R-precision, MAP@R, NMI of
   class-labelled embeddings, on exact FAISS k-NN in bounded query chunks.

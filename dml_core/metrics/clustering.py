@@ -1,6 +1,6 @@
-"""NMI of a k-means clustering of the embeddings against the class labels (METHODS.md E4).
+"""NMI of a k-means clustering of the embeddings against the class labels (Song et al. CVPR 2017, eq. 9).
 
-NMI(Y, C) = I(Y; C) / sqrt(H(Y) H(C)) (seed 003 eq. 9; scikit-learn's
+NMI(Y, C) = I(Y; C) / sqrt(H(Y) H(C)) (Song et al. CVPR 2017, eq. 9; Manning, Raghavan & Schütze 2008, sec. 16.3; scikit-learn's
 normalized_mutual_info_score with average_method="geometric"), computed from the contingency
 table in NumPy.
 

@@ -1,18 +1,19 @@
-"""Evaluation with continuous labels (METHODS.md C7: log-ratio vs triplet/contrastive).
+"""Evaluation with continuous labels (Kim, Sohn & Kwak, CVPR 2019: log-ratio vs triplet/contrastive).
 
 For a query q and a reference item i with labels y_q, y_i (vectors; a scalar label is a
 1-vector), the label distance is d_y(q, i) = ||y_q - y_i||_2 and the relevance is
 
     rel(q, i) = 1 / (1 + d_y(q, i) / relevance_scale),
 
-1 for an identical label and decreasing towards 0 with label distance (our choice: the
-seeds define NDCG for graded relevance, seed 004, but not the grading of a continuous
-label; `relevance_scale` sets the label distance at which relevance halves). A periodic
-label such as a rotation angle should be given as (cos, sin) so that d_y is the chord.
+1 for an identical label and decreasing towards 0 with label distance (our choice: NDCG
+(Järvelin & Kekäläinen, ACM TOIS 2002) takes graded relevance but says nothing of how to
+grade a continuous label; `relevance_scale` sets the label distance at which relevance
+halves). A periodic label such as a rotation angle should be given as (cos, sin) so that
+d_y is the chord.
 
-- ``ndcg@K``: NDCG@K (seed 004) of the K nearest neighbours in embedding space, with the
-  ideal DCG taken over the whole reference set; `gain` "linear" (rel) or "exponential"
-  (2^rel - 1).
+- ``ndcg@K``: NDCG@K (Järvelin & Kekäläinen 2002) of the K nearest neighbours in embedding
+  space, with the ideal DCG taken over the whole reference set; `gain` "linear" (rel) or
+  "exponential" (2^rel - 1).
 - ``spearman``: per query, Spearman's rho between the embedding distances and the label
   distances to every reference item (the query itself excluded), averaged over queries;
   a query whose label distances (or embedding distances) are all equal scores 0.

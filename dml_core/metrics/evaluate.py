@@ -1,4 +1,4 @@
-"""`evaluate`: class-label retrieval and clustering metrics of embeddings (METHODS.md E1-E4)."""
+"""`evaluate`: class-label retrieval and clustering metrics of embeddings (Song et al. CVPR 2017; Musgrave et al. ECCV 2020)."""
 from __future__ import annotations
 
 import numpy as np
@@ -41,10 +41,10 @@ def evaluate(
     of the query's class (itself excluded), the keys are, each a mean over queries:
 
     - ``recall@K``: 1 if a same-class item is in the top K (the DML papers' Recall@K);
-    - ``strict_recall@K``: same-class items in the top K / R (seed 002, TP / (TP + FN));
-    - ``map@K``: seed 002's AP@k (mean precision at the same-class positions of the top K);
+    - ``strict_recall@K``: same-class items in the top K / R (TP / (TP + FN), Manning et al. 2008, sec. 8.3);
+    - ``map@K``: AP@k (Manning et al. 2008, sec. 8.4) (mean precision at the same-class positions of the top K);
     - ``precision@1``, ``r_precision`` and ``map@r`` (MAP@R), Musgrave et al., ECCV 2020;
-    - ``nmi``: NMI (seed 003 eq. 9, geometric) of k-means on the queries, as many clusters
+    - ``nmi``: NMI (Song et al. 2017, eq. 9, geometric) of k-means on the queries, as many clusters
       as their classes (spherical, on L2-normalised vectors, for cosine; skipped with
       ``nmi=False``);
 

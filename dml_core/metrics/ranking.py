@@ -1,4 +1,4 @@
-"""Ranking metrics of relevance lists and rank correlations (METHODS.md E3, E5, C7).
+"""Ranking metrics of relevance lists and rank correlations (average precision, NDCG, rank correlation).
 
 Inputs are NumPy arrays, torch tensors or nested lists. A 2-D input is one ranked list (or
 one pair of vectors) per row and gives one value per row; a 1-D input is a single list and
@@ -49,7 +49,7 @@ def _check_k(k: Any, n: int) -> int:
 
 
 def average_precision_at_k(rel, k: int):
-    """AP@k of each ranked list, exactly as seed 002 defines it.
+    """AP@k of each ranked list, (Manning, Raghavan & Schütze 2008, sec. 8.4).
 
     AP@k = (1 / H) * sum_{i<=k, rel_i > 0} P(i), with H = #{i <= k : rel_i > 0} and
     P(i) = #{j <= i : rel_j > 0} / i; 0 when the top k holds no relevant item.
@@ -65,7 +65,7 @@ def average_precision_at_k(rel, k: int):
 
 
 def ndcg_at_k(rel, k: int, gain: str = "linear"):
-    """NDCG@k of each ranked list of graded (or continuous) relevances >= 0, seed 004.
+    """NDCG@k of each ranked list of graded (or continuous) relevances >= 0 (Järvelin & Kekäläinen, ACM TOIS 2002).
 
     DCG@k = sum_{i=1..k} g(rel_i) / log2(i + 1), g(r) = r ("linear") or 2^r - 1
     ("exponential"); NDCG@k = DCG@k / IDCG@k where the ideal DCG sorts the whole row by

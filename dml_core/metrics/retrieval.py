@@ -1,4 +1,4 @@
-"""Class-label retrieval metrics of ranked neighbour lists (METHODS.md E2, E3).
+"""Class-label retrieval metrics of ranked neighbour lists (Song et al. CVPR 2017; Musgrave et al. ECCV 2020).
 
 Input: `rel[q, i]` = 1 when the query's i-th ranked neighbour (i = 1..k) shares its class,
 and `r[q]` >= 1 = the number of same-class items in the reference (the query excluded).
@@ -6,8 +6,8 @@ All metrics are per query; `evaluate` averages them over the queries with r >= 1
 
 - recall@K (hit rate, the DML papers' R@K, e.g. Song et al. CVPR 2017 tables):
   1 if sum_{i<=K} rel_i > 0 else 0.
-- strict_recall@K (seed 002, Recall@k = TP / (TP + FN)): sum_{i<=K} rel_i / r.
-- map@K (seed 002, AP@k): (1 / sum_{i<=K} rel_i) * sum_{i<=K} rel_i * P(i), with
+- strict_recall@K (Recall@k = TP / (TP + FN), Manning et al. 2008, sec. 8.3): sum_{i<=K} rel_i / r.
+- map@K (AP@k, Manning et al. 2008, sec. 8.4): (1 / sum_{i<=K} rel_i) * sum_{i<=K} rel_i * P(i), with
   P(i) = sum_{j<=i} rel_j / i, and 0 when the top K holds no relevant item;
   0,1,1,0,1 gives (1/2 + 2/3 + 3/5) / 3 = 53/90.
 - precision@1: rel_1.
