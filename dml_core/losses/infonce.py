@@ -19,18 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from ..kernels.indices import pair_masks
-from ..validation import check_positive
+from ..validation import check_count, check_positive
 from .base import MetricLoss
 from .reducers import Terms
 from .registry import LOSSES
-
-
-def check_count(value, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    return value
 
 
 def sample_negatives(neg: torch.Tensor, anchors: torch.Tensor, k: int, generator: torch.Generator, name: str) -> torch.Tensor:
@@ -58,7 +50,7 @@ class InfoNCELoss(MetricLoss):
     def __init__(self, temperature: float = 0.1, num_negatives: int | None = None, seed: int = 0, reduction: str = "mean"):
         super().__init__(reduction)
         self.temperature = check_positive(temperature, "temperature")
-        self.num_negatives = check_count(num_negatives, "num_negatives")
+        self.num_negatives = check_count(num_negatives, "num_negatives", optional=True)
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
 

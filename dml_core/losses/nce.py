@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from ..kernels.indices import pair_masks
-from ..validation import check_positive
+from ..validation import check_count, check_positive
 from .base import MetricLoss
-from .infonce import check_count, cosine_logits, sample_negatives
+from .infonce import cosine_logits, sample_negatives
 from .reducers import Terms
 from .registry import LOSSES
 
@@ -36,7 +36,7 @@ from .registry import LOSSES
 class NCELoss(MetricLoss):
     def __init__(self, num_noise: int = 10, temperature: float = 0.1, seed: int = 0, reduction: str = "mean"):
         super().__init__(reduction)
-        self.num_noise = check_count(num_noise, "num_noise")
+        self.num_noise = check_count(num_noise, "num_noise", optional=True)
         if self.num_noise is None:
             raise ValueError("num_noise must be a positive int, got None")
         self.temperature = check_positive(temperature, "temperature")
