@@ -22,3 +22,20 @@ def grid_points(rng, n=12, dim=2, classes=3):
     x = rng.integers(0, 3, size=(n, dim)).astype(np.float64)
     labels = rng.integers(0, classes, n)
     return torch.tensor(x), torch.tensor(labels, dtype=torch.int64)
+
+
+def edge_batches(rng, *, one_sample: bool = False) -> dict:
+    """The kernel tests' batches: random clusters, one class, singletons, and a grid with
+    duplicates, ties and zero distances (and a single sample, where a kernel takes one)."""
+    x, y = clustered(rng)
+    g, gy = grid_points(rng)
+    out = {
+        "random": (x, y),
+        "one_class": (x, torch.zeros_like(y)),
+        "singletons": (x, torch.arange(len(y))),
+        "grid": (g, gy),
+    }
+    if one_sample:
+        out["one_sample"] = (x[:1], y[:1])
+    return out
+

@@ -3,7 +3,7 @@ range expansion and triplets from masks, on random and edge cases."""
 import pytest
 import torch
 
-from conftest import clustered, grid_points
+from conftest import edge_batches
 from dml_core.kernels import triplet_search
 from dml_core.kernels.triplet_search import (
     count_below,
@@ -19,15 +19,7 @@ from dml_core.kernels.triplet_search import (
 
 
 def batches(rng):
-    x, y = clustered(rng)
-    g, gy = grid_points(rng)
-    return {
-        "random": (x, y),
-        "one_class": (x, torch.zeros_like(y)),
-        "singletons": (x, torch.arange(len(y))),
-        "grid": (g, gy),  # ties, duplicates, zero distances
-        "one_sample": (x[:1], y[:1]),
-    }
+    return edge_batches(rng, one_sample=True)
 
 
 KINDS = ["random", "one_class", "singletons", "grid", "one_sample"]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import clustered, grid_points
+from conftest import clustered, edge_batches
 from dml_core.kernels.triplet_search import label_masks, reference_triplets_from_masks
 from dml_core.kernels.triplet_terms import all_triplet_terms, indexed_triplet_terms, reference_triplet_terms
 
@@ -12,15 +12,7 @@ def squared_distances(x):
 
 
 def batches(rng):
-    """Random, one class, singletons, and a grid with duplicates, ties and zero distances."""
-    x, y = clustered(rng)
-    g, gy = grid_points(rng)
-    return {
-        "random": (x, y),
-        "one_class": (x, torch.zeros_like(y)),
-        "singletons": (x, torch.arange(len(y))),
-        "grid": (g, gy),
-    }
+    return edge_batches(rng)
 
 
 def agree(ours_fn, ref_fn, dist):
