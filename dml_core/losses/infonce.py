@@ -7,7 +7,8 @@ s_ij = cos(f_i, f_j), t = temperature. For each ordered positive pair (i, j), i 
 mean over the positive pairs. N_ij is every negative of i in the batch (the default), or,
 with num_negatives=k, k negatives of i drawn uniformly without replacement, fresh for each pair,
 from a torch.Generator seeded with `seed` and held by the loss (negative sampling; the
-draws advance with each call, and are reproducible from the seed).
+draws advance with each call, and are reproducible from the seed; a trial passes a seed derived
+from its own seed unless params.yaml gives one).
 k larger than an anchor's number of negatives is a ValueError naming num_negatives. A batch of
 one class has no negative at all: every term is log(1 + 0) = 0 (with k: no term, loss 0).
 With indices (a miner's pairs), the positive pairs are the mined ones and N_ij the mined

@@ -4,7 +4,8 @@
 Real pairs: the ordered positive pairs (i, j), i != j, y_i = y_j. Noise distribution: for
 anchor i, p_n = uniform over the negatives of i in the batch, N_i = {k : y_k != y_i}, so
 p_n(k | i) = 1/|N_i|; each real pair draws k = num_noise noise pairs (i, n_1..n_k) from it,
-without replacement, from a torch.Generator seeded with `seed` and held by the loss. The model's
+without replacement, from a torch.Generator seeded with `seed` and held by the loss (a trial
+passes a seed derived from its own seed unless params.yaml gives one). The model's
 unnormalised log density of a pair is its scaled cosine similarity s_in / t and, as in Mnih &
 Teh, the posterior that a pair is real is
   h(i, n) = sigmoid(s_in / t - c_i),  c_i = ln(k p_n) = ln(k / |N_i|).

@@ -16,7 +16,8 @@ class RandomTripletMiner(Miner):
     num_triplets=None draws one random negative for each positive pair (the classic
     "random negative" setup); an int draws that many triplets uniformly over all valid
     triplets. The generator is seeded once, so a run is reproducible and successive batches
-    still get fresh draws.
+    still get fresh draws. A trial passes a seed derived from its own seed unless params.yaml
+    gives one.
     """
 
     def __init__(self, num_triplets: int | None = None, seed: int = 0):

@@ -8,6 +8,7 @@ sharded by rank, mining sees the global batch, and the model is wrapped in DDP.
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,9 @@ import torch
 
 from ..data import BatchLoader, PreparedDataset
 from ..data.rotation import angle_to_unit_vector
-from ..losses import build_loss
+from ..losses import LOSSES, build_loss
 from ..metrics import evaluate, evaluate_continuous
-from ..miners import build_miner
+from ..miners import MINERS, build_miner
 from ..models import build_embedder, input_options
 from ..samplers import MPerClassSampler
 from .config import TrialConfig
@@ -63,6 +64,20 @@ def build_scheduler(opt, cfg, epochs: int):
 def generators_of(*objs) -> dict[str, torch.Generator]:
     """The seeded generators that sampling miners and losses hold: part of the RNG state."""
     return {f"{i}": o.generator for i, o in enumerate(objs) if isinstance(getattr(o, "generator", None), torch.Generator)}
+
+
+def derived_seed(seed: int, role: str) -> int:
+    """A stable 63-bit seed for one component of a trial (role "loss", "miner"): the first
+    8 bytes of sha256("seed:role"). Not Python's hash(), which varies between processes."""
+    return int.from_bytes(hashlib.sha256(f"{int(seed)}:{role}".encode()).digest()[:8], "big") >> 1
+
+
+def seeded_options(registry, name: str, opts: dict, seed: int, role: str) -> dict:
+    """opts plus seed=derived_seed(seed, role) when the component takes a `seed` option and
+    params.yaml does not give one. The config is left as it is, so the trial id does not move."""
+    if "seed" in registry.options(name) and "seed" not in opts:
+        return {**opts, "seed": derived_seed(seed, role)}
+    return opts
 
 
 def build_sampler(config: TrialConfig, dataset: PreparedDataset, rank: int, size: int):
@@ -118,8 +133,13 @@ class Trial:
         self.val_set = PreparedDataset(path, cfg.eval.val_split) if cfg.eval.val_split else None
         opts = input_options(cfg.model.name, cfg.model.options, self.train_set.image_shape)
         self.model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **opts).to(self.device)
-        self.loss = build_loss(cfg.loss.name, **cfg.loss_options()).to(self.device)
-        self.miner = build_miner(cfg.miner.name, **cfg.miner_options()) if cfg.miner else None
+        # Sampling losses and miners draw from a generator seeded from the trial seed.
+        loss_opts = seeded_options(LOSSES, cfg.loss.name, cfg.loss_options(), cfg.seed, "loss")
+        self.loss = build_loss(cfg.loss.name, **loss_opts).to(self.device)
+        self.miner = None
+        if cfg.miner:
+            miner_opts = seeded_options(MINERS, cfg.miner.name, cfg.miner_options(), cfg.seed, "miner")
+            self.miner = build_miner(cfg.miner.name, **miner_opts)
         self.net = self.model
         if self.world_size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
