@@ -13,7 +13,7 @@ from scipy import stats
 
 from dml_core.report.build import build_report, verdict_table
 from dml_core.report.published import PUBLISHED, published_table, ranking_agreement
-from dml_core.report.verdict import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, judge, overall, parse_claim
+from dml_core.report.verdict import EQUIVALENT, HOLDS, NOT_SHOWN, REVERSED, judge, overall, parse_claim
 from dml_core.sweep.profile import Profile, load_profile
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -65,27 +65,32 @@ def known_answer_profile() -> Profile:
 
 
 # -- verdicts ---------------------------------------------------------------------------------
-def test_known_answers_give_the_three_verdicts(tmp_path):
+def test_known_answers_give_the_verdicts(tmp_path):
     records = known_answer_records()
     assert judge("gain > base", records, "recall@1").verdict == HOLDS
-    assert judge("same > base", records, "recall@1").verdict == INCONCLUSIVE
-    assert judge("worse > base", records, "recall@1").verdict == DOES_NOT_HOLD
+    assert judge("same > base", records, "recall@1").verdict == NOT_SHOWN
+    assert judge("worse > base", records, "recall@1").verdict == REVERSED
     # "A < B" is "B > A"; a two-sided claim holds for a real difference either way.
     assert judge("base < gain", records, "recall@1").verdict == HOLDS
     assert judge("worse != base", records, "recall@1").verdict == HOLDS
-    assert judge("same != base", records, "recall@1").verdict == INCONCLUSIVE
+    # `same` is within ±1 point of `base`: no difference, and the TOST shows the equivalence.
+    assert judge("same != base", records, "recall@1").verdict == EQUIVALENT
+    assert judge("same ~ base", records, "recall@1").verdict == EQUIVALENT
+    assert judge("same != base", records, "recall@1", margin=0.005).verdict == NOT_SHOWN
 
     # ... and the same through the report builder, into verdicts.json, metrics.json and report.md.
     build_report(tmp_path, "synthetic", "synthetic", known_answer_profile(), records, {"default": "abc.dir"}, 90.0)
     doc = json.loads((tmp_path / "verdicts.json").read_text())
     got = {cid: [v["verdict"] for v in c["verdicts"]] for cid, c in doc["comparisons"].items()}
-    assert got == {"G": [HOLDS], "N": [INCONCLUSIVE], "R": [DOES_NOT_HOLD]}
+    assert got == {"G": [HOLDS], "N": [NOT_SHOWN], "R": [REVERSED]}
+    assert doc["family_size"] == 3 and all(c["metric"] == "map@r" for c in doc["comparisons"].values())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["G"]["gain_vs_base.holds"] == 1 and metrics["R"]["worse_vs_base.holds"] == -1
     assert metrics["N"]["same_vs_base.holds"] == 0
     assert metrics["G"]["gain.recall@1"] == pytest.approx(float(np.mean(BASE + [0.05, 0.06, 0.04, 0.05, 0.055])))
     md = (tmp_path / "report.md").read_text()
-    assert "| G | `gain > base` | R@1 |" in md and "**holds**" in md and "**does not hold**" in md
+    assert "| G | `gain > base` | MAP@R |" in md and "**holds**" in md and "**reversed**" in md
+    assert "Holm step" in md and "minimum detectable effect" in md
     assert "1.5 min (no target set for this profile" in md  # target_minutes is a profile setting
     table = verdict_table(tmp_path)
     assert "`gain > base`" in table and "`worse > base`" in table and "commit" in table
@@ -100,41 +105,40 @@ def test_paired_test_equals_a_hand_computation():
     n = len(d)
     se = d.std(ddof=1) / math.sqrt(n)
     t = d.mean() / se
-    assert v.p == pytest.approx(stats.t.sf(t, n - 1), rel=1e-9)
-    assert v.p_opposite == pytest.approx(stats.t.cdf(t, n - 1), rel=1e-9)
-    half = stats.t.ppf(0.975, n - 1) * se
+    assert v.p == pytest.approx(2 * stats.t.sf(abs(t), n - 1), rel=1e-9)  # two-sided
+    half = stats.t.ppf(0.975, n - 1) * se  # a family of one: the 95% interval
     assert (v.diff, v.low, v.high) == pytest.approx((d.mean(), d.mean() - half, d.mean() + half))
     assert v.n == 5 and "paired t-test" in v.test
     two = judge("gain != base", records, "recall@1")
     assert two.p == pytest.approx(2 * stats.t.sf(abs(t), n - 1), rel=1e-9)
 
-    # Pairs are by seed: a failed seed drops its pair, it is never matched with another seed.
+    # Pairs are by replicate (seed here): a failed seed drops its pair, never matched with another seed.
     broken = [r for r in records if not (r["method"] == "gain" and r["seed"] == 2)]
     broken.append(record("gain", 2, {}, status="failed"))
     v4 = judge("gain > base", broken, "recall@1")
     keep = [0, 1, 3, 4]
-    assert v4.n == 4 and v4.seeds == keep
-    assert v4.p == pytest.approx(stats.ttest_rel(a[keep], b[keep], alternative="greater").pvalue)
+    assert v4.n == 4 and v4.replicates == [[s, None] for s in keep]
+    assert v4.p == pytest.approx(stats.ttest_rel(a[keep], b[keep]).pvalue)
 
     # Against a fixed baseline (seed None, one value): a one-sample t-test of the seeds.
     fixed = records + [record("raw_euclidean", None, class_metrics(0.74))]
     vb = judge("gain > raw_euclidean", fixed, "recall@1")
     assert "one-sample" in vb.test and vb.n == 5
-    assert vb.p == pytest.approx(stats.ttest_1samp(a, 0.74, alternative="greater").pvalue)
+    assert vb.p == pytest.approx(stats.ttest_1samp(a, 0.74).pvalue)
     assert judge("raw_euclidean > base", fixed, "recall@1").verdict == HOLDS  # 0.74 beats every base seed
 
 
-def test_too_few_seeds_or_no_variation_is_inconclusive():
+def test_too_few_seeds_or_no_variation_is_not_shown():
     one = [record("a", 0, class_metrics(0.9)), record("b", 0, class_metrics(0.1))]
     v = judge("a > b", one, "recall@1")
-    assert v.verdict == INCONCLUSIVE and v.n == 1 and "at least 2" in v.reason and v.diff == pytest.approx(0.8)
+    assert v.verdict == NOT_SHOWN and v.n == 1 and "at least 2" in v.reason and v.diff == pytest.approx(0.8)
     equal = [record(m, s, class_metrics(0.5)) for m in "ab" for s in (0, 1, 2)]
     v = judge("a > b", equal, "recall@1")
-    assert v.verdict == INCONCLUSIVE and math.isnan(v.p)
+    assert v.verdict == NOT_SHOWN and math.isnan(v.p) and "SD 0" in v.reason
     missing = judge("a > c", equal, "recall@1")
-    assert missing.verdict == INCONCLUSIVE and "no finished run" in missing.reason
+    assert missing.verdict == NOT_SHOWN and "no finished run" in missing.reason
     nan = [record("a", s, {"recall@1": float("nan")}) for s in (0, 1, 2)] + [record("b", s, class_metrics(0.5)) for s in (0, 1, 2)]
-    assert judge("a > b", nan, "recall@1").verdict == INCONCLUSIVE
+    assert judge("a > b", nan, "recall@1").verdict == NOT_SHOWN
     assert parse_claim("x<y").text == "y > x"
     with pytest.raises(ValueError):
         parse_claim("x >> y")
@@ -156,7 +160,7 @@ def test_expect_names_are_validated():
         with pytest.raises(ValueError, match=message):
             load_profile({"profiles": {"p": bad}}, "p")
     ok = copy.deepcopy(base)
-    ok["comparisons"]["C"].update(baselines=True, expect=["a > raw_cosine", "raw_pca_whitened < b", "a != b"])
+    ok["comparisons"]["C"].update(baselines=True, expect=["a > raw_cosine", "raw_pca_whitened < b", "a != b", "a ~ b"])
     load_profile({"profiles": {"p": ok}}, "p")
     # The project's own profiles carry their claims, and C7 is judged on a metric it reports.
     _, quick = load_profile(PROJECT / "params.yaml", "quick")

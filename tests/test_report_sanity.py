@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dml_core.report.sanity import RAW, UNTRAINED, gate, reference_records, reference_values
-from dml_core.report.verdict import HOLDS, INCONCLUSIVE, NOT_TESTABLE, judge, overall
+from dml_core.report.verdict import HOLDS, NOT_SHOWN, NOT_TESTABLE, judge, overall
 
 
 def records(method: str, values: list[float], metric: str = "map@r") -> list[dict]:
@@ -61,7 +61,7 @@ def test_no_references_or_no_runs_leave_the_verdict_alone():
     v = judge("a != b", recs, "map@r")
     assert gate(v, {}) == v
     missing = judge("a > c", recs, "map@r")
-    assert gate(missing, {RAW: 0.9}).verdict == INCONCLUSIVE
+    assert gate(missing, {RAW: 0.9}).verdict == NOT_SHOWN
 
 
 def test_references_are_scored_like_the_trials(tmp_path):

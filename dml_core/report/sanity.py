@@ -14,6 +14,10 @@ claim between two such methods says nothing about the losses: Musgrave, Belongie
 setup alone can make. Such a claim's verdict is "not testable here", with the numbers. A
 claim against a fixed raw-pixel baseline (C9) is gated on the untrained network only: the
 raw-pixel comparison is then the claim itself.
+
+The gate runs on the raw numbers, between the two passes of ``verdict.judge_family``: a
+claim it stops is left out of the sweep's Holm family, so it neither counts towards the
+correction of the others nor gets a verdict of its own.
 """
 from __future__ import annotations
 

@@ -60,13 +60,23 @@ BASELINE_METHODS = ("raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_w
 
 
 class ComparisonConfig(Strict):
+    """One comparison of a sweep, written down before it runs (Musgrave et al., ECCV 2020):
+    the factor it changes, the claim it tests and the one metric it is judged on."""
+
     claim: str
     methods: list[str] = Field(min_length=1)
-    metric: str = "recall@1"  # the metric the verdict is judged on
+    metric: str = "map@r"  # the primary metric: the only one the verdicts judge
+    factor: str = ""  # the one factor under test (the loss, the miner, the distance, a margin form)
+    quote: str = ""  # what the seed paper claims, quoted
+    departs: str = ""  # where this setup departs from the paper's: scale, backbone, data
+    # Equivalence margin of "A ~ B" (and of "A != B"'s equivalence reading), in metric units:
+    # 0.01 is ±1 point of MAP@R×100.
+    margin: float = Field(0.01, gt=0)
+    secondary: list[str] = Field(default_factory=list)  # metrics reported beside it, never judged
     baselines: bool = False  # C9: also score fixed metrics on raw inputs
-    # The claims the verdicts test, each "A > B" (A beats B: one-sided paired test), "A < B",
-    # or "A != B" (two-sided); A and B are methods of the comparison (or, with baselines,
-    # raw_euclidean, raw_cosine, raw_mahalanobis, raw_pca_whitened).
+    # The claims the verdicts test (dml_core.report.verdict), each "A > B" (A beats B), "A < B",
+    # "A != B" (they differ) or "A ~ B" (equivalent within ±margin); A and B are methods of the
+    # comparison (or, with baselines, raw_euclidean, raw_cosine, raw_mahalanobis, raw_pca_whitened).
     expect: list[str] = Field(default_factory=list)
     # Show the published numbers of Song et al. (CVPR 2017) beside ours, with the ranking
     # agreement (Kendall tau): for a comparison of the four losses of that paper (C5).
@@ -76,9 +86,9 @@ class ComparisonConfig(Strict):
     def expected_claims(self) -> "ComparisonConfig":
         known = list(self.methods) + (list(BASELINE_METHODS) if self.baselines else [])
         for i, text in enumerate(self.expect):
-            m = re.fullmatch(r"\s*([\w.\-]+)\s*(>|<|!=)\s*([\w.\-]+)\s*", text)
+            m = re.fullmatch(r"\s*([\w.\-]+)\s*(>|<|!=|~)\s*([\w.\-]+)\s*", text)
             if m is None:
-                raise ValueError(f"expect[{i}]: {text!r} is not 'A > B', 'A < B' or 'A != B' with method names A and B")
+                raise ValueError(f"expect[{i}]: {text!r} is not 'A > B', 'A < B', 'A != B' or 'A ~ B' with method names A and B")
             a, _, b = m.groups()
             for name in (a, b):
                 if name not in known:
@@ -86,6 +96,8 @@ class ComparisonConfig(Strict):
                     raise ValueError(f"expect[{i}]: {name!r} is not a method of this comparison{hint}; known: {', '.join(known)}")
             if a == b:
                 raise ValueError(f"expect[{i}]: {text!r} compares a method with itself")
+        if self.metric in self.secondary:
+            raise ValueError(f"secondary: {self.metric!r} is the primary metric")
         return self
 
 

@@ -19,6 +19,9 @@ class TrialRecord(BaseModel):
     name: str
     method: str  # the profile's method name (or the baseline's)
     seed: int | None = None  # None: deterministic, one value (a raw-pixel baseline)
+    # The class partition of the dataset it ran on (a replicate is a (seed, partition) pair;
+    # None: the dataset has one split, or the record predates partitions).
+    partition: int | None = None
     status: Literal["finished", "failed"] | str = "finished"
     error: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -29,10 +32,10 @@ class TrialRecord(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_outcome(cls, outcome, method: str) -> "TrialRecord":
-        """From a ``ray_runner.TrialOutcome`` of the profile's ``method``."""
+    def from_outcome(cls, outcome, method: str, partition: int | None = None) -> "TrialRecord":
+        """From a ``ray_runner.TrialOutcome`` of the profile's ``method`` (on class `partition`)."""
         return cls(
-            trial_id=outcome.trial_id, name=outcome.name, method=method, seed=outcome.config.seed,
+            trial_id=outcome.trial_id, name=outcome.name, method=method, seed=outcome.config.seed, partition=partition,
             status=outcome.status, error=outcome.error, metrics=outcome.metrics, history=outcome.history,
             embeddings_path=outcome.embeddings_path, model_path=outcome.model_path, seconds=outcome.seconds,
             config=outcome.config.model_dump(mode="json"),
@@ -40,11 +43,11 @@ class TrialRecord(BaseModel):
 
     @classmethod
     def fixed(cls, method: str, metrics: dict | None = None, *, error: str | None = None, seconds: float = 0.0,
-              config: dict | None = None, seed: int | None = None) -> "TrialRecord":
+              config: dict | None = None, seed: int | None = None, partition: int | None = None) -> "TrialRecord":
         """A record that no trial produced: a baseline or reference, finished or failed."""
         return cls(
             trial_id=method if seed is None else f"{method}-{seed}", name=method if seed is None else f"{method}-seed{seed}",
-            method=method, seed=seed, status="failed" if error else "finished", error=error,
+            method=method, seed=seed, partition=partition, status="failed" if error else "finished", error=error,
             metrics={} if error else dict(metrics or {}), seconds=seconds, config=dict(config or {}),
         )
 
