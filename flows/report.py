@@ -10,6 +10,7 @@ from dml_core.provenance import git_commit, write_atomic
 from dml_core.report.baselines import BASELINES
 from dml_core.report.build import build_report
 from dml_core.report.sanity import REFERENCES
+from dml_core.report.tuning import read_tuning
 from dml_core.sweep.record import TrialRecord
 from dml_core.sweep.profile import Profile
 
@@ -171,7 +172,8 @@ def write_sweep_report(
     baselines = c9_baselines(out_dir, profile, records)
     references = sanity_references(out_dir, profile, records)
     report = build_report(out_dir, name, profile_name, profile, records, versions, seconds, baselines,
-                          commit=git_commit(PROJECT_DIR), references=references)
+                          commit=git_commit(PROJECT_DIR), references=references,
+                          tuning=read_tuning(out_dir) if profile.tune is not None else None)
     if profile_name == README_PROFILE:
         update_readme(out_dir)
     return report

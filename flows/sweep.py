@@ -66,26 +66,82 @@ def prepare_data(params_path: str, profile: Profile) -> dict[str, str]:
 
 
 @task(name="expand-grid")
-def expand(profile: Profile) -> list[tuple[str, Any]]:
+def expand(profile: Profile, values: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, Any]]:
+    """Every final trial (method x seed), with each method's tuned values."""
     trials = []
-    for method, t in profile.trials():
+    for method, t in profile.trials(values):
         t.dataset = str(project_path(t.dataset))
         trials.append((method, t))
     return trials
 
 
-@task(name="run-grid", retries=1, retry_delay_seconds=5)
-def run_on_ray(trials, profile: Profile, name: str):
+@task(name="tune")
+def tune(profile: Profile, name: str, tracker, out_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Tune every method on the validation classes (Ray Tune, Optuna TPE, ASHA), each tuning
+    trial recorded in MLflow as it ends; returns ({method: chosen values}, {method: tuning
+    run id}). Tuning trials an earlier attempt finished are not run again."""
+    from dml_core.training.ray_tuning import MethodSearch, run_tuning
+    from flows.tuning import TuningTracker, tuning_document, write_tuning
+
+    logger = get_run_logger()
+    settings = profile.tune
+    started = time.perf_counter()
+    spaces = {m: {k: d.text() for k, d in settings.space_of(m).items()} for m in profile.methods}
+    runs = TuningTracker(tracker, settings)
+    done = runs.open(spaces)
+    searches = {}
+    for m in profile.methods:
+        base = profile.method_trials(m)[0]
+        trial = base.model_copy(update={"dataset": str(project_path(base.dataset))}).model_dump(mode="json")
+        searches[m] = MethodSearch(m, trial, settings.space_of(m), done[m])
+    left = sum(settings.budget.trials - len(d) for d in done.values())
+    logger.info(f"tuning {len(searches)} methods x {settings.budget.trials} trials: {left} to run")
+    storage = project_path(profile.ray.storage_path or "ray_results")
+    results = run_tuning(searches, settings, profile.ray, name=f"{name}-tune", storage_path=str(storage),
+                         on_trial_end=runs.log_trial)
+    values = {}
+    for m, trials in results.items():
+        chosen = runs.close(m, trials)
+        if chosen is None:
+            # Not fatal: the method's final runs use the options written in the profile, and
+            # the report's tuning table says no trial scored.
+            first = next((t.error for t in trials if t.error), "no error recorded")
+            logger.warning(f"tuning of method {m!r}: none of its {len(trials)} trials scored ({first}); "
+                           "its final runs use the options written in the profile")
+            continue
+        values[m] = settings.with_ties(m, chosen)
+        logger.info(f"tuned {m}: {chosen}")
+    # A resumed sweep that ran no tuning trial keeps the time the one that did measured.
+    from dml_core.report.tuning import read_tuning
+
+    seconds = round(time.perf_counter() - started, 1) if left else (read_tuning(out_dir) or {}).get("seconds")
+    write_tuning(out_dir, tuning_document(settings, spaces, results, runs.runs, seconds))
+    return values, runs.runs
+
+
+@task(name="train-final")
+def run_on_ray(trials, profile: Profile, name: str, record=None):
+    """The final runs (each method's tuned config x seeds) in one Tune run: a trial starts
+    when a core is free and `record(outcome)` runs as it ends."""
     from dml_core.training.ray_runner import run_grid
 
     storage = project_path(profile.ray.storage_path or "ray_results")
     # A fresh Tune experiment name per attempt: Tune refuses to reuse a finished one.
-    return run_grid([t for _, t in trials], profile.ray, name=f"{name}-{int(time.time())}", storage_path=str(storage))
+    return run_grid([t for _, t in trials], profile.ray, name=f"{name}-{int(time.time())}", storage_path=str(storage),
+                    on_trial_end=record)
+
+
+def remaining(trials, tracker, force: bool):
+    """The trials not yet recorded as finished in MLflow (all of them with force)."""
+    from dml_core.training.identity import trial_id
+
+    done = {} if force else tracker.finished_trials()
+    return [(m, t) for m, t in trials if trial_id(t) not in done], done
 
 
 @task(name="track-trial", retries=2, retry_delay_seconds=2)
-def track(tracker, outcome, method: str, data_version: str, run_name: str) -> str:
-    return tracker.log_trial(outcome, tags={"dml.method": method, "dml.data_version": data_version}, run_name=run_name)
+def track(tracker, outcome, tags: dict[str, str], run_name: str) -> str:
+    return tracker.log_trial(outcome, tags=tags, run_name=run_name)
 
 
 def failure_summary(records: list[dict]) -> str | None:
@@ -134,38 +190,46 @@ def dml_sweep(
     profile_name, prof = validate_config(profile, overrides, params_path)
     name = sweep_name(profile_name, prof)
     versions = prepare_data(params_path, prof)
-    trials = expand(prof)
+    out_dir = project_path(report_dir) if report_dir else PROJECT_DIR / "reports" / name
+    out_dir.mkdir(parents=True, exist_ok=True)
     from dml_core.training.identity import trial_id
     from flows.tracking import dataset_partitions, trial_run_names
 
-    method_of = {trial_id(t): method for method, t in trials}
-    run_name_of = trial_run_names(trials, dataset_partitions({t.dataset for _, t in trials}))
     tracker = SweepTracker(
         prof.mlflow.experiment, name, profile_name, prof.model_dump(mode="json"),
         uri=tracking_uri(PROJECT_DIR), tags={"dml.data_version." + k: v for k, v in versions.items()},
     )
     with tracker:
         tracker.mark_interrupted()
-        done = {} if force else tracker.finished_trials()
-        todo = [(m, t) for m, t in trials if trial_id(t) not in done]
-        logger.info(f"sweep {name}: {len(trials)} trials, {len(trials) - len(todo)} already finished, {len(todo)} to run")
+        values, tuning_runs = tune(prof, name, tracker, out_dir) if prof.tune is not None else ({}, {})
+        trials = expand(prof, values)
+        method_of = {trial_id(t): method for method, t in trials}
+        partition_of = dataset_partitions({t.dataset for _, t in trials})
+        run_name_of = trial_run_names(trials, partition_of)
+        todo, done = remaining(trials, tracker, force)
+        logger.info(f"sweep {name}: {len(trials)} final trials, {len(trials) - len(done.keys() & method_of.keys())} "
+                    f"already finished, {len(todo)} to run")
         version_of = {str(project_path(p)): versions[alias] for alias, p in prof.datasets.items()}
+
         outcomes = []
-        size = prof.ray.trials_per_batch or 4 * (prof.ray.max_concurrent_trials or os.cpu_count() or 1)
-        for start in range(0, len(todo), size):
-            batch = run_on_ray(todo[start : start + size], prof, name)
-            for o in batch:
-                track(tracker, o, method_of[o.trial_id], version_of.get(o.config.dataset, ""), run_name_of[o.trial_id])
-            outcomes += batch
-            logger.info(f"sweep {name}: {len(done) + len(outcomes)}/{len(trials)} trials recorded")
-        out_dir = project_path(report_dir) if report_dir else PROJECT_DIR / "reports" / name
+
+        def record(o) -> None:
+            outcomes.append(o)
+            method = method_of[o.trial_id]
+            tags = {"dml.method": method, "dml.data_version": version_of.get(o.config.dataset, "")}
+            if method in tuning_runs:
+                tags["dml.tuning_run"] = tuning_runs[method]
+            track(tracker, o, tags, run_name_of[o.trial_id])
+
+        if todo:
+            run_on_ray(todo, prof, name, record)
+        logger.info(f"sweep {name}: {len(done) + len(outcomes)}/{len(trials)} trials recorded")
         records = previous_records(out_dir, set(done))
-        records += [TrialRecord.from_outcome(o, method_of[o.trial_id]).row() for o in outcomes]
+        records += [TrialRecord.from_outcome(o, method_of[o.trial_id], partition_of.get(o.config.dataset)).row() for o in outcomes]
         finished = [o for o in outcomes if o.status == "finished"]
         if finished:
             best = max(finished, key=lambda o: o.metrics.get("map@r", 0.0))
             tracker.log_best_model(best, prof.mlflow.registered_model)
-        out_dir.mkdir(parents=True, exist_ok=True)
         # sweep.json says when, on which commit and in how long the results were computed. A
         # call that ran no trial (all resumed) keeps the one of the run that did, and its
         # report says so, not that these results are from now.

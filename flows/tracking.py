@@ -234,7 +234,7 @@ def sweep_description(sweep_name: str, profile: str, config: dict[str, Any]) -> 
     if comparisons:
         lines += ["", "Comparisons:"]
         for cid, comp in comparisons.items():
-            line = f"- **{cid}** ({comp.get('metric', 'recall@1')}): {comp.get('claim', '')} Methods: {', '.join(comp.get('methods', []))}"
+            line = f"- **{cid}** ({comp.get('metric', 'map@r')}): {comp.get('claim', '')} Methods: {', '.join(comp.get('methods', []))}"
             if comp.get("baselines"):
                 line += " and the raw-input baselines"
             if comp.get("expect"):

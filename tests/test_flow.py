@@ -33,9 +33,23 @@ def test_every_profile_of_params_yaml_validates(name):
 
 def test_quick_is_the_default_and_shares_one_protocol():
     name, quick = load_profile(ROOT / "params.yaml")
-    assert name == "quick" and len(quick.seeds) >= 3
-    for _, t in quick.trials():
-        assert t.model == quick.model and t.optimizer == quick.optimizer and t.train == quick.train
+    assert name == "quick" and len(quick.seeds) >= 5
+    for method, t in quick.trials():
+        # Only what a method names differs: C3's methods turn the normalisation off, nothing else.
+        own = quick.methods[method].model
+        assert set(own) <= {"normalize"}
+        assert t.model == quick.model.model_copy(update=own) and t.optimizer == quick.optimizer and t.train == quick.train
+
+
+def test_every_quick_method_is_tuned_with_one_budget():
+    _, quick = load_profile(ROOT / "params.yaml")
+    assert quick.tune is not None and quick.tune.metric == "map@r"
+    for method in quick.methods:
+        assert quick.tune.space_of(method), method
+        own = quick.tune.methods.get(method)
+        assert own is None or own.budget is None or own.budget == quick.tune.budget
+    _, smoke = load_profile(ROOT / "params.yaml", "smoke")
+    assert smoke.tune is None
 
 
 def test_dotted_overrides():
@@ -124,40 +138,88 @@ def test_flow_fails_at_validation_before_data_or_ray(tmp_path):
     assert set(os.listdir(ROOT)) == env_before  # no ray_results, no reports, no mlflow.db
 
 
-@pytest.mark.slow
-def test_a_killed_sweep_resumes_with_the_remaining_trials_only(tmp_path):
-    db = tmp_path / "mlflow.db"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONUNBUFFERED="1")
-    args = [DML, "sweep", "--profile", "smoke", "--set", "ray.trials_per_batch=2", "--set", "mlflow.experiment=resume-test"]
-    first = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+def tagged_runs(db: Path, role: str) -> list[tuple]:
+    """(method, tuning index, status) of the runs with dml.role = role."""
+    with sqlite3.connect(db) as con:
+        return con.execute(
+            "select m.value, i.value, r.status from runs r join tags t on t.run_uuid = r.run_uuid"
+            " left join tags m on m.run_uuid = r.run_uuid and m.key = 'dml.method'"
+            " left join tags i on i.run_uuid = r.run_uuid and i.key = 'dml.tuning_index'"
+            " where t.key = 'dml.role' and t.value = ?", (role,),
+        ).fetchall()
+
+
+def kill_when(args, env, ready, what: str) -> None:
+    """Start the sweep and SIGKILL its whole process group once ready() holds."""
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 600
     try:
-        while time.time() < deadline and len(child_trial_ids(db) if runs_in(db) else ()) < 2:
-            assert first.poll() is None, first.stdout.read().decode()[-3000:]
-            time.sleep(2)
+        while time.time() < deadline and not ready():
+            assert proc.poll() is None, f"the sweep ended before {what}: " + proc.stdout.read().decode()[-3000:]
+            time.sleep(1)
+        assert ready(), f"no {what} within 10 min"
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the whole sweep: driver, Prefect, Ray workers
-        first.wait()
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole sweep: driver, Prefect, Ray workers
+        proc.wait()
+
+
+# Smoke with a small tuning stage: 20 methods x 2 tuning trials of 1 epoch.
+TUNED_SMOKE = ("tune={budget: {trials: 2, epochs: 1, max_batches_per_epoch: 2}, val_items: 200, "
+               "shared: {optimizer.lr: {loguniform: [0.0003, 0.003]}}, "
+               "methods: {log_ratio: {metric: ndcg@8}, triplet_binned: {metric: ndcg@8}, contrastive_binned: {metric: ndcg@8}}}")
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_trial(tmp_path):
+    db = tmp_path / "mlflow.db"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONUNBUFFERED="1")
+    args = [DML, "sweep", "--profile", "smoke", "--set", TUNED_SMOKE, "--set", "mlflow.experiment=resume-test",
+            "--out", str(tmp_path / "report")]
+
+    def tuned(n):
+        return lambda: runs_in(db) and len([r for r in tagged_runs(db, "tuning_trial") if r[2] == "FINISHED"]) >= n
+
+    # 1. Killed during tuning, after a few tuning trials.
+    kill_when(args, env, tuned(3), "3 tuning trials")
+    tuned_before = {(m, i) for m, i, s in tagged_runs(db, "tuning_trial") if s == "FINISHED"}
+    assert 3 <= len(tuned_before) < 40 and not child_trial_ids(db)
+    # 2. Killed during the final runs: tuning then ran only the tuning trials left.
+    kill_when(args, env, lambda: runs_in(db) and len(child_trial_ids(db)) >= 2, "2 final trials")
+    tuning_trials = [(m, i) for m, i, s in tagged_runs(db, "tuning_trial") if s in ("FINISHED", "FAILED")]
+    assert len(tuning_trials) == 40 and len(set(tuning_trials)) == 40  # none repeated, none lost
+    assert tuned_before <= set(tuning_trials)
     done_before = child_trial_ids(db)
     assert 2 <= len(done_before) < 20
     assert any(status == "RUNNING" for _, status in runs_in(db))  # the parent, killed mid-way
-    second = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    log = second.stdout + second.stderr
+    # 3. To the end.
+    third = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    log = third.stdout + third.stderr
+    assert "trials: 0 to run" in log  # no tuning trial left
     assert f"{len(done_before)} already finished, {20 - len(done_before)} to run" in log
     assert len(child_trial_ids(db)) == 20  # none lost
     assert not any(status == "RUNNING" for _, status in runs_in(db))
+    assert len(tagged_runs(db, "tuning_trial")) == 40
+    assert sorted(m for m, _, s in tagged_runs(db, "tuning") if s == "FINISHED") == sorted(
+        {m for m, _ in tuning_trials})  # every method's tuning run closed
     with sqlite3.connect(db) as con:  # none repeated: one finished run per trial, each named for its arm
         finished = con.execute(
             "select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid"
             " where t.key = 'dml.trial_id' and r.status = 'FINISHED'"
         ).fetchall()
+        tuned_from = con.execute(
+            "select count(*) from tags t join tags i on i.run_uuid = t.run_uuid and i.key = 'dml.trial_id'"
+            " where t.key = 'dml.tuning_run'"
+        ).fetchone()[0]
     assert len(finished) == 20 and len({name for name, _ in finished}) == 20
+    assert tuned_from == 20  # every final run names the tuning run it came from
     with sqlite3.connect(db) as con:  # the killed parent run was reopened and finished, not duplicated
         parents = con.execute(
             "select count(*) from runs r where not exists (select 1 from tags t where t.run_uuid = r.run_uuid and t.key = 'mlflow.parentRunId')"
         ).fetchone()[0]
     assert parents == 1
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Tuning (validation classes)" in report and "plots/tuning.png" in report
 
 
 @pytest.mark.slow

@@ -320,7 +320,7 @@ def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path, monkey
     assert "<table>" in html and "<h2" in html
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == set(profile.comparisons)
-    assert "triplet_batch_semihard.recall@1" in metrics["C1"] and "log_ratio.ndcg@8" in metrics["C7"]
+    assert "triplet_all.recall@1" in metrics["C1"] and "log_ratio.ndcg@8" in metrics["C7"]
     assert "raw_euclidean.recall@1" in metrics["C9"]
     assert all(isinstance(v, (int, float)) or v is None for c in metrics.values() for v in c.values())
     doc = json.loads((out / "verdicts.json").read_text())

@@ -26,6 +26,7 @@ from ..sweep.record import as_rows
 from .labels import LABELS, label
 from .published import PUBLISHED, published_table, ranking_agreement
 from .summary import comparison_table, markdown_table, mean_interval, summarize
+from .tuning import tuning_section
 from .sanity import REFERENCES, gate, reference_values
 from .verdict import (
     ALPHA, EQUIVALENT, HOLDS, MARGIN, NOT_SHOWN, NOT_TESTABLE, REVERSED, ClaimVerdict, judge_family, overall, parse_claim,
@@ -455,7 +456,7 @@ def headline_metrics(profile, comp) -> list[str]:
 
 def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: list[dict], versions: dict,
                  seconds: float, baselines: list[dict] | None = None, *, commit: str | None = None,
-                 references: dict[str, list[dict]] | None = None) -> Path:
+                 references: dict[str, list[dict]] | None = None, tuning: dict | None = None) -> Path:
     """Write report.md, report.html, metrics.json, verdicts.json and plots/*.png into out_dir;
     returns the path of report.md.
 
@@ -513,6 +514,8 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
 
     doc = {"sweep": sweep_name, "profile": profile_name, "run": run, "rendered": rendered,
            "seeds": list(profile.seeds), "alpha": ALPHA, "family_size": family_size, "comparisons": comparisons}
+    # The tuning that chose each method's options, after the comparisons it made fair.
+    sections = sections + [tuning_section(tuning, plots_dir)]
     md = render_document(sweep_name, profile_name, profile, records, baselines, run, rendered, doc, sections)
     write_atomic(out_dir / "report.md", md)
     write_atomic(out_dir / "report.html", render_html(md, f"dml sweep {sweep_name}"))

@@ -28,6 +28,7 @@ from ..training.config import (
     TrialConfig,
 )
 from .grid import GridConfig, as_component, expand_grid
+from .tuning import TuneSettings, apply_values
 
 
 class Strict(BaseModel):
@@ -43,6 +44,8 @@ class MethodConfig(Strict):
     distance: str | None = None
     labels: str = "class"
     sampler: dict[str, Any] = Field(default_factory=dict)  # e.g. the class ratio of S4
+    # Model keys this method changes, e.g. {normalize: false} for C3's unnormalised embeddings.
+    model: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -120,6 +123,9 @@ class Profile(Strict):
     grid: GridConfig | None = None
     ray: RayConfig = Field(default_factory=RayConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    # Each method tuned on the validation classes before its final runs (null: no tuning;
+    # the methods run with the options written here, and the report says so).
+    tune: TuneSettings | None = None
     # The wall-time budget a sweep of this profile is held to; the report says whether it kept it.
     target_minutes: float | None = Field(None, gt=0)
 
@@ -146,9 +152,12 @@ class Profile(Strict):
             "eval": self.eval.model_dump(),
         }
 
-    def method_trials(self, name: str) -> list[TrialConfig]:
+    def method_trials(self, name: str, values: dict[str, Any] | None = None) -> list[TrialConfig]:
+        """The method's trial per seed; `values` ({"loss.margin": 0.3, ...}) are its tuned
+        options, set over the ones written in the profile."""
         m = self.methods[name]
         base = self.protocol(m.dataset)
+        base["model"] = {**base["model"], **m.model}
         base["sampler"] = {**base["sampler"], **m.sampler}
         if m.sampler and any(k in m.sampler for k in ("m_per_class", "classes_per_batch", "class_ratio")):
             # A method that sets its own batch composition replaces the protocol's, not adds to it.
@@ -157,15 +166,19 @@ class Profile(Strict):
                     base["sampler"][k] = None
         base["labels"] = m.labels
         grid = GridConfig(losses=[m.loss], miners=[m.miner], distances=[m.distance], seeds=self.seeds)
-        return expand_grid(base, grid)
+        trials = expand_grid(base, grid)
+        if values:
+            trials = [TrialConfig.model_validate(apply_values(t.model_dump(mode="json"), values)) for t in trials]
+        return trials
 
-    def trials(self) -> list[tuple[str, TrialConfig]]:
-        """(method name, trial) for every method x seed, then the grid; duplicates once."""
+    def trials(self, values: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, TrialConfig]]:
+        """(method name, trial) for every method x seed, then the grid; duplicates once.
+        `values` maps a method to its tuned options."""
         out, seen = [], set()
         from ..training.identity import trial_id
 
         for name in self.methods:
-            for t in self.method_trials(name):
+            for t in self.method_trials(name, (values or {}).get(name)):
                 if trial_id(t) not in seen:
                     seen.add(trial_id(t))
                     out.append((name, t))
@@ -262,6 +275,11 @@ def load_profile(params: str | Path | dict = "params.yaml", profile: str | None 
             prof.method_trials(method)
         except ValidationError as e:
             raise ValueError(format_validation_error(e, f"profiles.{name}.methods.{method}")) from None
+    if prof.tune is not None:
+        try:
+            prof.tune.check(prof.methods, lambda m: prof.method_trials(m)[0])
+        except ValueError as e:
+            raise ValueError(f"profiles.{name}.{e}") from None
     if prof.grid is not None:
         try:
             prof.trials()

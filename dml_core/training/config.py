@@ -89,7 +89,7 @@ class TrainConfig(Strict):
 class EvalConfig(Strict):
     ks: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
     distance: str | None = None  # None: the trial's distance (Euclidean ranking for D and D^2)
-    split: str = "eval"
+    split: str | None = "eval"  # None: never load the evaluation classes (a tuning trial)
     val_split: str | None = "val"
     max_items: int | None = Field(None, ge=2)  # a class-stratified subset keeps quick runs quick
     nmi: bool = True
@@ -164,6 +164,3 @@ class RayConfig(Strict):
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(1, ge=0)  # restarts of a crashed trial or worker group, from its checkpoint
     storage_path: str | None = None  # absolute; None: <project>/ray_results
-    # The flow runs the grid in batches of this many trials and records each batch in
-    # MLflow as it ends: a killed sweep loses at most one batch. None: 4 x concurrency.
-    trials_per_batch: int | None = Field(None, ge=1)

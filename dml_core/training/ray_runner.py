@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -275,14 +275,24 @@ class Progress:
         print(f"[dml] trials {self.done}/{self.total} done ({self.failed} failed) | {running or '-'}", file=sys.stderr, flush=True)
 
 
-def outcome_from(result, cfg: TrialConfig, trial_id: str) -> TrialOutcome:
-    df = result.metrics_dataframe
-    rows = [] if df is None else [
-        {k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in df.to_dict("records")
-    ]
-    last = result.metrics or {}
-    if result.error is not None:
-        status, error = FAILED, f"{type(result.error).__name__}: {result.error}"[:2000]
+def trial_error(trial) -> str:
+    """What ended a Tune trial's process, as "Type: message" (the pickled error if any)."""
+    try:
+        err = trial.get_pickled_error()
+        if err is not None:
+            return f"{type(err).__name__}: {err}"[:2000]
+        text = trial.get_error()
+    except Exception:  # noqa: BLE001 - the storage may be gone: fall back to a plain message
+        text = None
+    return (str(text).strip().splitlines()[-1] if text else "the trial's process failed")[:2000]
+
+
+def outcome_from(rows: list[dict], error: str | None, cfg: TrialConfig, trial_id: str) -> TrialOutcome:
+    """The outcome of a trial from the results it reported (in order) and its process error."""
+    rows = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in rows]
+    last = rows[-1] if rows else {}
+    if error is not None:
+        status = FAILED
     elif last.get("status") == FAILED:
         status, error = FAILED, last.get("error")
     elif last.get("status") == FINISHED:
@@ -299,11 +309,18 @@ def outcome_from(result, cfg: TrialConfig, trial_id: str) -> TrialOutcome:
     )
 
 
-def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storage_path: str | None = None, progress: bool = True) -> list[TrialOutcome]:
+def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storage_path: str | None = None, progress: bool = True,
+             on_trial_end: Callable[[TrialOutcome], None] | None = None) -> list[TrialOutcome]:
     """Run every trial on Ray Tune (each through Ray Train when ray.num_workers > 1); one
-    outcome per trial, in the order given, failed trials included with their error."""
+    outcome per trial, in the order given, failed trials included with their error.
+
+    One Tune run holds the whole grid: a trial starts as soon as a core is free, and
+    ``on_trial_end(outcome)`` runs in this process as each trial ends (the flow records it
+    in MLflow there), not when a group of trials does. Single-worker trials reuse their Ray
+    actors, so torch, FAISS and the data stay loaded from one trial to the next."""
     import ray
     from ray import tune
+    from ray.tune import Callback
 
     storage = os.path.abspath(storage_path or ray_cfg.storage_path or "ray_results")
     init_ray(ray_cfg)
@@ -318,30 +335,40 @@ def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storag
         "train_storage": os.path.join(storage, name, "train"), "artifacts": os.path.join(storage, name, "artifacts"),
     }
     space = [{**base, "trial": t.model_dump(mode="json"), "trial_id": i} for t, i in zip(trials, ids)]
+    config_of = dict(zip(ids, trials))
     fn = tune_trial if ray_cfg.num_workers == 1 else train_driver
-    callbacks = []
+    rows: dict[str, list[dict]] = {}
+    outcomes: dict[str, TrialOutcome] = {}
+
+    class Record(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            rows.setdefault(trial.trial_id, []).append(dict(result))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.ended(trial, None)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.ended(trial, trial_error(trial))
+
+        def ended(self, trial, error):
+            tid = trial.config["params"]["trial_id"]
+            outcomes[tid] = outcome_from(rows.pop(trial.trial_id, []), error, config_of[tid], tid)
+            if on_trial_end is not None:
+                on_trial_end(outcomes[tid])
+
+    callbacks = [Record()]
     if progress:
         callbacks.append(Progress(len(trials), {i: t.train.epochs for t, i in zip(trials, ids)}).callback())
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no banner boxes
     tuner = tune.Tuner(
         tune.with_resources(fn, plan.trial_resources),
         param_space={"params": tune.grid_search(space)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent),
+        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=ray_cfg.num_workers == 1),
         run_config=tune.RunConfig(
             name=name, storage_path=storage, verbose=0, callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=ray_cfg.max_failures if ray_cfg.num_workers == 1 else 0),
         ),
     )
-    grid = tuner.fit()
-    by_id = {}
-    for result in grid:
-        tid = (result.config or {}).get("params", {}).get("trial_id")
-        if tid is not None:
-            by_id[tid] = result
-    out = []
-    for cfg, tid in zip(trials, ids):
-        if tid in by_id:
-            out.append(outcome_from(by_id[tid], cfg, tid))
-        else:
-            out.append(TrialOutcome(tid, trial_name(cfg), cfg, FAILED, "Tune returned no result for this trial"))
-    return out
+    tuner.fit()
+    return [outcomes.get(tid) or TrialOutcome(tid, trial_name(cfg), cfg, FAILED, "Tune returned no result for this trial")
+            for cfg, tid in zip(trials, ids)]

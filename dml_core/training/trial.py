@@ -129,7 +129,8 @@ class Trial:
         if not (path / "card.json").is_file():
             raise ValueError(f"dataset {str(path)!r} is not a prepared dataset (no card.json); run `dml prepare`")
         self.train_set = PreparedDataset(path, "train")
-        self.eval_set = PreparedDataset(path, cfg.eval.split)
+        # eval.split None: a tuning trial, which must never read the evaluation classes.
+        self.eval_set = PreparedDataset(path, cfg.eval.split) if cfg.eval.split else None
         self.val_set = PreparedDataset(path, cfg.eval.val_split) if cfg.eval.val_split else None
         opts = input_options(cfg.model.name, cfg.model.options, self.train_set.image_shape)
         self.model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **opts).to(self.device)
@@ -249,7 +250,7 @@ class Trial:
                 if self.val_set is not None:
                     val, _ = self.score(self.val_set)
                     row.update({f"val/{k}": v for k, v in val.items()})
-                if cfg.eval.every_epoch or epoch == last:
+                if self.eval_set is not None and (cfg.eval.every_epoch or epoch == last):
                     ev, emb = self.score(self.eval_set)
                     row.update({f"eval/{k}": v for k, v in ev.items()})
                     if epoch == last:
@@ -257,18 +258,19 @@ class Trial:
             self.history.append(row)
             if on_epoch is not None:
                 on_epoch(row, self, epoch)
-        if self.rank == 0 and self.final is None:  # resumed after the last epoch: score again
+        if self.rank == 0 and self.final is None and self.eval_set is not None:  # resumed after the last epoch
             self.final = self.score(self.eval_set)
         metrics, emb = self.final if self.final is not None else ({}, np.zeros((0, 0), np.float32))
-        rows = self.split_rows(self.eval_set)
+        ev = self.eval_set
+        rows = self.split_rows(ev) if ev is not None else np.zeros(0, np.int64)
         return TrialResult(
             config=cfg,
             model=self.model,
             history=self.history,
             metrics=metrics,
             embeddings=emb,
-            labels=self.eval_set.labels[rows],
-            continuous_labels=None if self.eval_set.continuous_labels is None else self.eval_set.continuous_labels[rows],
+            labels=ev.labels[rows] if ev is not None else np.zeros(0, np.int64),
+            continuous_labels=None if ev is None or ev.continuous_labels is None else ev.continuous_labels[rows],
             seconds=time.perf_counter() - started,
         )
 

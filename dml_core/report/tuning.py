@@ -1,0 +1,109 @@
+"""The tuning section of a sweep's report: per method its search space, the budget it used,
+the values chosen, and its validation metric over its tuning trials (one plot).
+
+Reads the document the flow writes as tuning.json (flows.tuning.tuning_document)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .labels import label
+
+TUNING_FILE = "tuning.json"
+
+
+def read_tuning(out_dir: Path) -> dict[str, Any] | None:
+    """The tuning.json a sweep wrote into its report directory, if any."""
+    path = Path(out_dir) / TUNING_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _score(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * float(v):.1f}"
+
+
+def tuning_plot(doc: dict[str, Any], path: Path) -> Path | None:
+    """One panel per method: the validation metric of each tuning trial in the order the
+    search proposed them (full budget: dots; stopped early: crosses; failed: red x at 0)."""
+    from .plots import Figure, save
+
+    methods = list(doc.get("methods") or {})
+    if not methods:
+        return None
+    cols = min(4, len(methods))
+    rows = math.ceil(len(methods) / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax, m in zip(axes.flat, methods):
+        metric = label(doc["methods"][m].get("metric", doc["metric"]).removeprefix("val/"))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        trials = doc["methods"][m]["trials"]
+        best = (doc["methods"][m].get("chosen") or {}).get("index")
+        for status, marker, color in (("finished", "o", "C0"), ("stopped", "x", "C1"), ("failed", "x", "C3")):
+            pts = [(t["index"], 100 * (t["score"] or 0.0)) for t in trials if t["status"] == status]
+            if pts:
+                ax.scatter(*zip(*pts), marker=marker, color=color, s=18, label=status)
+        running = [100 * t["score"] for t in trials if t["score"] is not None]
+        if running:
+            ax.plot([t["index"] for t in trials if t["score"] is not None], [max(running[: i + 1]) for i in range(len(running))],
+                    color="0.6", lw=0.8, zorder=0)
+        if best is not None:
+            b = next(t for t in trials if t["index"] == best)
+            ax.scatter([best], [100 * b["score"]], s=70, facecolors="none", edgecolors="k", label="chosen")
+        ax.set_title(m, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("tuning trial", fontsize=7)
+        ax.set_ylabel(f"val {metric} (x100)", fontsize=7)
+    for ax in list(axes.flat)[len(methods):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save(fig, path, dpi=90)
+
+
+def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) -> str:
+    """The report's "Tuning" section; a sweep without tuning says so."""
+    lines = ["## Tuning (validation classes)", ""]
+    if not doc:
+        return "\n".join(lines + [
+            "Not tuned: this profile has `tune: null`, so every method ran with the options written in "
+            "params.yaml. Its verdicts compare those fixed settings, not the methods at their best.", ""])
+    b, es = doc["budget"], doc.get("early_stop")
+    steps = f"{b['epochs']} epoch(s) x {b['max_batches_per_epoch']} batches" if b.get("max_batches_per_epoch") else f"{b['epochs']} epoch(s)"
+    stop = (f"ASHA per method (grace {es['grace_period']} epoch, reduction factor {es['reduction_factor']:g})"
+            if es else "no early stopping")
+    took = f" Tuning took {doc['seconds'] / 60:.1f} min." if doc.get("seconds") else ""
+    lines += [
+        f"Every method had the same budget: {b['trials']} trials of at most {steps}, searched by Optuna's TPE "
+        f"(seed {doc['seed']}) on Ray Tune with {stop}. Each tuning trial trained on the training classes and was "
+        f"scored on the validation classes ({doc['metric']}); the evaluation classes were not opened until a "
+        f"method's values were chosen. The chosen values are the best trial that trained the whole budget; the "
+        f"final runs below use them.{took}", "",
+        "| method | space | trials (full / stopped / failed) | epochs used | chosen | validation score (x100) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, d in doc["methods"].items():
+        trials = d["trials"]
+        counts = " / ".join(str(sum(t["status"] == s for t in trials)) for s in ("finished", "stopped", "failed"))
+        space = "; ".join(f"`{k}` {v}" for k, v in d["space"].items())
+        ch = d.get("chosen")
+        values = ", ".join(f"`{k}` = {_fmt_value(v)}" for k, v in ch["values"].items()) if ch else "none (no trial scored)"
+        metric = label(d.get("metric", doc["metric"]).removeprefix("val/"))
+        lines.append(f"| `{m}` | {space} | {counts} | {d['epochs_used']} | {values} | {metric} {_score(ch['score'] if ch else None)} |")
+    lines.append("")
+    if plots_dir is not None:
+        plot = tuning_plot(doc, Path(plots_dir) / "tuning.png")
+        if plot is not None:
+            lines += [f"![validation metric over each method's tuning trials](plots/{plot.name})", ""]
+    return "\n".join(lines)

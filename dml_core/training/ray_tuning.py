@@ -1,0 +1,307 @@
+"""Tuning every method on the validation classes: one Ray Tune run, Optuna's TPE, ASHA.
+
+Imports Ray and Optuna: dml_core itself never imports this module, the sweep does.
+
+Each method has its own seeded ``OptunaSearch`` (TPE: Bergstra et al., "Algorithms for
+Hyper-Parameter Optimization", NeurIPS 2011) and its own ASHA scheduler (Li et al., "A
+System for Massively Parallel Hyperparameter Tuning", MLSys 2020), so a method's trials are
+only ever compared with each other. All methods share one Tune run: a core that frees up
+starts the next trial of any method with budget left, so no core waits for a group to end.
+A method has at most one trial in flight, so its search sees its trials in a fixed order and
+the same seed gives the same chosen configuration whatever the timing of the others.
+
+A tuning trial trains on the training classes and is scored on the validation classes
+only: its config has ``eval.split = None``, so the evaluation classes are never opened.
+Finished tuning trials of an earlier attempt are given back to the search as evaluated
+points (``OptunaSearch.add_evaluated_point``): a resumed sweep does not repeat them.
+
+Works with Optuna 5.0 through ``ray.tune.search.optuna`` (checked: Ray 2.60, Optuna 5.0.0).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from ..sweep.tuning import Distribution, TuneSettings, tuning_config
+from .config import RayConfig, TrialConfig
+from .ray_runner import FAILED, FINISHED, _failure_report, flat_metrics, init_ray, plan_resources, trial_error
+from .trial import Trial, TrialError
+
+SCORE = "score"  # what a tuning trial reports: the validation metric after each epoch
+
+
+@dataclass
+class TuningTrial:
+    """One tuning trial as it ended: its values, its last validation score, how far it got."""
+
+    method: str
+    index: int  # 0, 1, ... in the order the method's search proposed them
+    values: dict[str, Any]
+    score: float | None  # the validation metric at its last epoch (None: failed before one)
+    epochs: int  # epochs trained (fewer than the budget: stopped early by ASHA)
+    status: str  # finished | stopped | failed
+    error: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    trial_id: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MethodSearch:
+    """What is tuned for one method: its trial config (a TrialConfig dict, dataset
+    resolved), its space, and the trials an earlier attempt finished."""
+
+    method: str
+    trial: dict[str, Any]
+    space: dict[str, Distribution]
+    done: list[TuningTrial] = field(default_factory=list)
+
+
+def optuna_distribution(d: Distribution):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if d.uniform is not None:
+        return FloatDistribution(*d.uniform)
+    if d.loguniform is not None:
+        return FloatDistribution(*d.loguniform, log=True)
+    if d.int is not None:
+        return IntDistribution(*d.int)
+    return CategoricalDistribution(list(d.choice))
+
+
+def chosen(trials: list[TuningTrial], budget_epochs: int, mode: str = "max") -> TuningTrial | None:
+    """The best trial that trained the whole budget (a stopped trial's score is from fewer
+    epochs, so it is not comparable); failing that, the best scored trial."""
+    scored = [t for t in trials if t.score is not None and math.isfinite(t.score) and t.status != FAILED]
+    full = [t for t in scored if t.epochs >= budget_epochs] or scored
+    if not full:
+        return None
+    key = (lambda t: (t.score, -t.index)) if mode == "max" else (lambda t: (-t.score, -t.index))
+    return max(full, key=key)
+
+
+# -- inside Ray ------------------------------------------------------------------------------
+def tuning_trial(config: dict) -> None:
+    """One tuning trial: report the validation score after every epoch; no checkpoint (a
+    tuning trial is short: a crashed one is recorded as failed, not resumed)."""
+    from ray import tune
+
+    params = config["params"]
+    cfg = TrialConfig.model_validate(params["trial"])
+    cfg.train.num_threads = cfg.train.num_threads or params["threads"]
+    metric, worst = params["metric"], params["worst"]
+    try:
+        trial = Trial(cfg)
+
+        def on_epoch(row: dict, t: Trial, epoch: int) -> None:
+            out = flat_metrics(row)
+            score = out.get(metric)
+            if score is None:
+                known = ", ".join(sorted(k for k in out if k.startswith("val/")))
+                raise TrialError(f"tune metric {metric!r} is not among the validation metrics ({known})")
+            out[SCORE] = score if math.isfinite(score) else worst
+            if epoch == cfg.train.epochs - 1:
+                out["status"] = FINISHED
+            tune.report(out)
+
+        trial.run(on_epoch)
+    except (TrialError, ValueError) as e:
+        # A diverged configuration is a bad one: the search learns that from the worst score.
+        tune.report({**_failure_report(e), SCORE: worst})
+
+
+# -- the search --------------------------------------------------------------------------------
+def make_searcher(searches: dict[str, MethodSearch], settings: TuneSettings, base: dict[str, Any]):
+    import optuna
+    from ray.tune.search import Searcher
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    budget = settings.budget.trials
+    worst = 0.0 if settings.mode == "max" else math.inf
+
+    class PerMethodSearch(Searcher):
+        """One seeded TPE per method, one trial in flight per method; methods take turns."""
+
+        def __init__(self):
+            super().__init__(metric=SCORE, mode=settings.mode)
+            self.searchers, self.started, self.owner = {}, {}, {}
+            for name, s in searches.items():
+                # TPE starts with random trials; Optuna's default of 10 would make a small
+                # budget pure random search, so a third of the budget is random here.
+                sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=max(2, budget // 3))
+                ops = OptunaSearch(space={k: optuna_distribution(d) for k, d in s.space.items()},
+                                   metric=SCORE, mode=settings.mode, sampler=sampler)
+                for t in sorted(s.done, key=lambda t: t.index):
+                    ops.add_evaluated_point(t.values, worst if t.score is None else t.score,
+                                            error=t.status == FAILED and t.score is None, pruned=t.status == "stopped")
+                self.searchers[name] = ops
+                self.started[name] = len(s.done)
+            self.in_flight: set[str] = set()
+
+        def set_search_properties(self, metric, mode, config, **spec) -> bool:
+            return True
+
+        def suggest(self, trial_id: str):
+            left = [m for m in searches if self.started[m] < budget]
+            if not left:
+                return Searcher.FINISHED
+            free = [m for m in left if m not in self.in_flight]
+            if not free:
+                return None  # every method with budget left has its trial running
+            method = min(free, key=lambda m: self.started[m])  # ties: the profile's order
+            values = self.searchers[method].suggest(trial_id)
+            if values is None or values == Searcher.FINISHED:
+                return None
+            index = self.started[method]
+            self.started[method] += 1
+            self.in_flight.add(method)
+            self.owner[trial_id] = method
+            cfg = tuning_config(searches[method].trial, settings, settings.with_ties(method, values))
+            return {"params": {**base, "method": method, "index": index, "values": values, "trial": cfg,
+                               "metric": settings.val_metric_of(method), "worst": worst}}
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            self.searchers[self.owner[trial_id]].on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+            method = self.owner.get(trial_id)
+            if method is None:
+                return
+            self.in_flight.discard(method)
+            self.searchers[method].on_trial_complete(trial_id, result=result, error=error)
+
+    return PerMethodSearch()
+
+
+def make_scheduler(settings: TuneSettings):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if settings.early_stop is None:
+        return FIFOScheduler()
+
+    class PerMethodASHA(FIFOScheduler):
+        """ASHA within each method: a trial is stopped only for trailing its own method."""
+
+        def __init__(self):
+            super().__init__()
+            self.children: dict[str, ASHAScheduler] = {}
+
+        def child(self, trial) -> ASHAScheduler:
+            method = trial.config["params"]["method"]
+            if method not in self.children:
+                self.children[method] = ASHAScheduler(
+                    time_attr="training_iteration", metric=SCORE, mode=settings.mode, max_t=settings.budget.epochs,
+                    grace_period=min(settings.early_stop.grace_period, settings.budget.epochs),
+                    reduction_factor=settings.early_stop.reduction_factor,
+                )
+            return self.children[method]
+
+        def set_search_properties(self, metric, mode, **spec) -> bool:
+            return True
+
+        def on_trial_add(self, tune_controller, trial):
+            self.child(trial).on_trial_add(tune_controller, trial)
+
+        def on_trial_result(self, tune_controller, trial, result):
+            return self.child(trial).on_trial_result(tune_controller, trial, result)
+
+        def on_trial_complete(self, tune_controller, trial, result):
+            self.child(trial).on_trial_complete(tune_controller, trial, result)
+
+        def on_trial_remove(self, tune_controller, trial):
+            self.child(trial).on_trial_remove(tune_controller, trial)
+
+        def debug_string(self) -> str:
+            return "per-method ASHA: " + "; ".join(f"{m}: {c.debug_string()}" for m, c in self.children.items())
+
+    return PerMethodASHA()
+
+
+def tuning_record(trial, budget_epochs: int, rows: list[dict], error: str | None = None) -> TuningTrial:
+    """The TuningTrial of a Tune trial that ended (finished, stopped by ASHA, or failed)."""
+    p = trial.config["params"]
+    last = trial.last_result or {}
+    epochs = sum(1 for r in rows if "epoch" in r)
+    if error is not None or last.get("status") == FAILED:
+        status, error = FAILED, error or last.get("error")
+    elif epochs >= budget_epochs:
+        status = FINISHED
+    else:
+        status = "stopped"
+    history = [{k: v for k, v in r.items() if k == "epoch" or k.startswith("val/")} for r in rows]
+    score = last.get(SCORE) if status != FAILED or SCORE in last else None
+    return TuningTrial(method=p["method"], index=int(p["index"]), values=dict(p["values"]),
+                       score=None if score is None else float(score), epochs=epochs, status=status, error=error,
+                       history=history, seconds=float(last.get("time_total_s", 0.0) or 0.0), trial_id=trial.trial_id)
+
+
+def run_tuning(searches: dict[str, MethodSearch], settings: TuneSettings, ray_cfg: RayConfig, *, name: str,
+               storage_path: str, on_trial_end: Callable[[TuningTrial], None] | None = None,
+               progress: bool = True, trainable: Callable[[dict], None] = tuning_trial) -> dict[str, list[TuningTrial]]:
+    """Tune every method within its budget; returns each method's tuning trials (earlier
+    attempts' included), in the order its search proposed them. ``on_trial_end`` runs in
+    this process as each trial ends (the flow records it in MLflow there). ``trainable`` is
+    the Tune function of one trial (``tuning_trial``; a test passes a synthetic objective)."""
+    import ray
+    from ray import tune
+    from ray.tune import Callback
+
+    results = {m: sorted(s.done, key=lambda t: t.index) for m, s in searches.items()}
+    todo = {m: s for m, s in searches.items() if len(s.done) < settings.budget.trials}
+    total = sum(settings.budget.trials - len(s.done) for s in todo.values())
+    if total == 0:
+        return results
+    init_ray(ray_cfg)
+    plan = plan_resources(ray_cfg.model_copy(update={"num_workers": 1, "use_gpu": ray_cfg.use_gpu}), ray.cluster_resources(), total)
+    for s in todo.values():
+        if not os.path.isabs(s.trial["dataset"]):
+            s.trial = {**s.trial, "dataset": os.path.abspath(s.trial["dataset"])}
+    base = {"threads": plan.threads}
+    budget_epochs = settings.budget.epochs
+    counts = {"done": 0}
+
+    histories: dict[str, list[dict]] = {}
+
+    class Record(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            histories.setdefault(trial.trial_id, []).append(dict(result))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.ended(trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.ended(trial, error=trial_error(trial))
+
+        def ended(self, trial, error=None):
+            rec = tuning_record(trial, budget_epochs, histories.pop(trial.trial_id, []), error)
+            results[rec.method].append(rec)
+            counts["done"] += 1
+            if progress:
+                score = "-" if rec.score is None else f"{rec.score:.4f}"
+                print(f"[dml] tuning {counts['done']}/{total}: {rec.method} #{rec.index} {rec.status} after "
+                      f"{rec.epochs} epoch(s), {settings.val_metric_of(rec.method)} {score}", file=sys.stderr, flush=True)
+            if on_trial_end is not None:
+                on_trial_end(rec)
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, plan.trial_resources),
+        tune_config=tune.TuneConfig(
+            search_alg=make_searcher(todo, settings, base), scheduler=make_scheduler(settings), num_samples=total,
+            max_concurrent_trials=plan.max_concurrent, reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(name=f"{name}-{int(time.time())}", storage_path=storage_path, verbose=0,
+                                  callbacks=[Record()], failure_config=tune.FailureConfig(max_failures=0)),
+    )
+    tuner.fit()
+    for m in results:
+        results[m].sort(key=lambda t: t.index)
+    return results

@@ -1,0 +1,217 @@
+"""Tuning (issue 15): the profile's `tune:` section, and the search on Ray Tune + Optuna + ASHA."""
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+
+import pytest
+
+from dml_core.sweep.profile import load_profile
+from dml_core.sweep.tuning import Budget, Distribution, TuneSettings, apply_values, tuning_config
+from dml_core.training.config import RayConfig
+
+BASE = {
+    "profiles": {
+        "p": {
+            "datasets": {"default": "prepared/fashion_mnist"},
+            "seeds": [0, 1],
+            "methods": {
+                "triplet": {"loss": {"name": "triplet", "options": {"margin": 0.2}}, "miner": {"name": "semihard"}},
+                "contrastive": {"loss": "contrastive"},
+            },
+            "tune": {
+                "budget": {"trials": 4, "epochs": 2, "max_batches_per_epoch": 3},
+                "shared": {"optimizer.lr": {"loguniform": [1e-4, 1e-2]}},
+                "methods": {
+                    "triplet": {"space": {"loss.margin": {"uniform": [0.05, 0.5]}}, "tie": {"miner.margin": "loss.margin"}},
+                    "contrastive": {"space": {"loss.neg_margin": {"uniform": [0.5, 1.5]}}},
+                },
+            },
+        }
+    }
+}
+
+
+def params(**tune_changes):
+    data = copy.deepcopy(BASE)
+    data["profiles"]["p"]["tune"].update(tune_changes)
+    return data
+
+
+# -- the profile ---------------------------------------------------------------------------------
+def test_a_valid_tune_section_loads():
+    _, prof = load_profile(params(), "p")
+    assert prof.tune.space_of("triplet").keys() == {"optimizer.lr", "loss.margin"}
+    assert prof.tune.with_ties("triplet", {"loss.margin": 0.3}) == {"loss.margin": 0.3, "miner.margin": 0.3}
+
+
+def test_a_method_with_a_larger_budget_is_refused_by_name():
+    data = params()
+    data["profiles"]["p"]["tune"]["methods"]["contrastive"]["budget"] = {"trials": 8, "epochs": 2, "max_batches_per_epoch": 3}
+    with pytest.raises(ValueError, match=r"tune\.methods\.contrastive\.budget.*same tuning budget"):
+        load_profile(data, "p")
+
+
+def test_the_same_budget_written_twice_is_accepted():
+    data = params()
+    data["profiles"]["p"]["tune"]["methods"]["contrastive"]["budget"] = dict(BASE["profiles"]["p"]["tune"]["budget"])
+    load_profile(data, "p")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"methods": {"contrastive": {"space": {"loss.margin": {"uniform": [0.1, 0.5]}}}}},
+         r"tune\.methods\.contrastive\.space\.loss\.margin: 'margin' is not a tunable option of loss 'contrastive'"),
+        ({"methods": {"contrastive": {"space": {"miner.margin": {"uniform": [0.1, 0.5]}}}}}, r"has no miner"),
+        ({"methods": {"nope": {"space": {"loss.margin": {"uniform": [0.1, 0.5]}}}}}, r"tune\.methods\.nope: not a method"),
+        ({"shared": {"optimizer.lr": {"loguniform": [0.0, 1e-2]}}}, r"loguniform: the low end 0.0 must be > 0"),
+        ({"shared": {"optimizer.lr": {"uniform": [0.1, 0.01]}}}, r"low < high"),
+        ({"shared": {"model.width": {"int": [2, 8]}}}, r"not loss.<option>, miner.<option> or optimizer"),
+        ({"shared": {}, "methods": {"triplet": {"space": {"loss.margin": {"uniform": [0.1, 0.5]}}}}},
+         r"tune\.methods\.contrastive: no space to search"),
+        ({"methods": {"triplet": {"space": {"loss.margin": {"uniform": [0.1, 0.5]}}, "tie": {"miner.margin": "loss.nope"}},
+                      "contrastive": {}}}, r"tie\.miner\.margin: 'loss.nope' is not in the method's space"),
+    ],
+)
+def test_bad_tune_sections_name_the_key(change, message):
+    with pytest.raises(ValueError, match=message):
+        load_profile(params(**change), "p")
+
+
+def test_a_distribution_takes_exactly_one_kind():
+    with pytest.raises(ValueError, match="exactly one"):
+        Distribution(uniform=(0, 1), loguniform=(0.1, 1))
+    assert Distribution(choice=[1, 2]).text() == "choice [1, 2]"
+
+
+def test_tuning_trials_never_name_the_evaluation_split_and_run_the_budget():
+    _, prof = load_profile(params(val_items=200), "p")
+    trial = prof.method_trials("triplet")[0].model_dump(mode="json")
+    cfg = tuning_config(trial, prof.tune, prof.tune.with_ties("triplet", {"loss.margin": 0.33, "optimizer.lr": 0.002}))
+    assert cfg["eval"]["split"] is None and cfg["eval"]["val_split"] == "val" and cfg["eval"]["max_items"] == 200
+    assert cfg["train"]["epochs"] == 2 and cfg["train"]["max_batches_per_epoch"] == 3 and cfg["seed"] == prof.tune.seed
+    assert cfg["loss"]["options"]["margin"] == 0.33 and cfg["miner"]["options"]["margin"] == 0.33
+    assert cfg["optimizer"]["lr"] == 0.002
+    assert trial["loss"]["options"]["margin"] == 0.2  # a copy: the method's own config is untouched
+
+
+def test_final_trials_take_the_tuned_values():
+    _, prof = load_profile(params(), "p")
+    values = {"triplet": {"loss.margin": 0.4, "miner.margin": 0.4, "optimizer.lr": 0.003}}
+    final = [t for m, t in prof.trials(values) if m == "triplet"]
+    assert [t.seed for t in final] == [0, 1]
+    assert all(t.loss.options["margin"] == 0.4 and t.miner.options["margin"] == 0.4 and t.optimizer.lr == 0.003 for t in final)
+    assert all(t.eval.split == "eval" for t in final)
+
+
+def test_the_chosen_trial_is_the_best_that_ran_the_whole_budget():
+    from dml_core.training.ray_tuning import TuningTrial, chosen
+
+    trials = [
+        TuningTrial("m", 0, {"x": 0}, 0.5, 2, "finished"),
+        TuningTrial("m", 1, {"x": 1}, 0.9, 1, "stopped"),  # higher, but after fewer epochs
+        TuningTrial("m", 2, {"x": 2}, 0.6, 2, "finished"),
+        TuningTrial("m", 3, {"x": 3}, None, 0, "failed", error="boom"),
+    ]
+    assert chosen(trials, 2).index == 2
+    assert chosen(trials, 2, mode="min").index == 0
+    assert chosen([trials[1]], 2).index == 1  # no full trial: the best scored one
+    assert chosen([trials[3]], 2) is None
+    assert Budget(trials=3, epochs=2, max_batches_per_epoch=5).steps() == 10
+
+
+# -- the search on Ray ------------------------------------------------------------------------------
+BEST_MARGIN = 0.3
+
+
+def synthetic_objective(config: dict) -> None:
+    """A known optimum: the validation score peaks at margin 0.3 and rises with the epochs."""
+    from ray import tune
+
+    margin = config["params"]["trial"]["loss"]["options"]["margin"]
+    for epoch in range(config["params"]["trial"]["train"]["epochs"]):
+        score = math.exp(-(((margin - BEST_MARGIN) / 0.1) ** 2)) * (0.5 + 0.25 * epoch)
+        tune.report({"score": score, "epoch": epoch, "val/map@r": score, "status": "finished"})
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import sys
+
+    import cloudpickle
+    import ray
+
+    from dml_core.training.ray_runner import init_ray
+
+    # Workers cannot import this test module: its objective travels by value (Ray pickles
+    # the trainable with its vendored cloudpickle).
+    import ray.cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    init_ray(RayConfig(num_cpus=2))
+    yield
+    ray.shutdown()
+
+
+def synthetic_search(seed: int, tmp_path):
+    from dml_core.training.ray_tuning import MethodSearch, chosen, run_tuning
+
+    settings = TuneSettings.model_validate({
+        "seed": seed, "budget": {"trials": 12, "epochs": 2},
+        "methods": {"a": {"space": {"loss.margin": {"uniform": [0.0, 1.0]}}},
+                    "b": {"space": {"loss.margin": {"uniform": [0.0, 1.0]}}}},
+    })
+    trial = {"dataset": "unused", "loss": {"name": "triplet", "options": {"margin": 0.2}}, "train": {"epochs": 2}, "eval": {}}
+    searches = {m: MethodSearch(m, trial, settings.space_of(m)) for m in ("a", "b")}
+    seen = []
+    out = run_tuning(searches, settings, RayConfig(num_cpus=2), name=f"synthetic{seed}", storage_path=str(tmp_path),
+                     on_trial_end=seen.append, progress=False, trainable=synthetic_objective)
+    return out, seen, {m: chosen(t, 2).values for m, t in out.items()}
+
+
+@pytest.mark.slow
+def test_the_search_finds_the_known_best_margin_and_a_seed_repeats_it(ray_session, tmp_path):
+    out, seen, picked = synthetic_search(3, tmp_path / "one")
+    assert {m: len(t) for m, t in out.items()} == {"a": 12, "b": 12}  # the budget, exactly
+    assert sorted((r.method, r.index) for r in seen) == sorted((m, i) for m in "ab" for i in range(12))
+    for m in "ab":
+        assert abs(picked[m]["loss.margin"] - BEST_MARGIN) < 0.06, (m, picked[m])
+        assert any(t.status == "stopped" for t in out[m])  # ASHA stopped poor margins after one epoch
+    _, _, again = synthetic_search(3, tmp_path / "two")
+    assert again == picked  # the same seed, the same chosen configuration
+
+
+@pytest.mark.slow
+def test_tuning_never_reads_the_evaluation_classes(ray_session, tmp_path):
+    """The evaluation shards are deleted from a copy of the data: any read of them fails."""
+    import json
+
+    from dml_core.data import prepare_dataset
+    from dml_core.data.synthetic import write_fashion_mnist
+    from dml_core.training.ray_tuning import MethodSearch, run_tuning
+    from dml_core.training.trial import Trial
+    from dml_core.training.config import TrialConfig
+
+    data = tmp_path / "prepared"
+    prepare_dataset("fashion_mnist", write_fashion_mnist(tmp_path / "raw", per_class=(24, 8)), data)
+    card = json.loads((data / "card.json").read_text())
+    evals = [s["file"] for s in card["shards"] if s["split"] == "eval"]
+    assert evals
+    for name in evals:
+        (data / name).unlink()
+    base = dict(dataset=str(data), model=dict(name="small_cnn", embedding_dim=8, options=dict(width=4)),
+                loss=dict(name="triplet", options=dict(margin=0.2)), sampler=dict(batch_size=12, m_per_class=6),
+                train=dict(epochs=2, max_batches_per_epoch=2), eval=dict(ks=[1, 2], every_epoch=False))
+    with pytest.raises(Exception):  # the control: a trial that opens the evaluation split fails here
+        Trial(TrialConfig.model_validate(base))
+    settings = TuneSettings.model_validate({"budget": {"trials": 3, "epochs": 2, "max_batches_per_epoch": 2},
+                                            "methods": {"triplet": {"space": {"loss.margin": {"uniform": [0.05, 0.5]}}}}})
+    out = run_tuning({"triplet": MethodSearch("triplet", base, settings.space_of("triplet"))}, settings,
+                     RayConfig(num_cpus=2), name="noeval", storage_path=str(tmp_path / "ray"), progress=False)
+    trials = out["triplet"]
+    assert len(trials) == 3 and all(t.status != "failed" for t in trials), [t.error for t in trials]
+    assert all(0 <= t.score <= 1 and t.history and "val/map@r" in t.history[-1] for t in trials)
+    shutil.rmtree(tmp_path / "ray", ignore_errors=True)
