@@ -118,6 +118,11 @@ class TrialConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     seed: int = 0
+    # The class partition of the training half (Musgrave et al. 2020): 0 is the prepared
+    # train / val split; p > 0 holds out as many of the pooled train + val classes as the
+    # prepared val split has, by a seeded permutation (dml_core/data/subset.py). The eval
+    # classes never move. A replicate is a (seed, partition) pair.
+    partition: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def components_exist(self) -> "TrialConfig":

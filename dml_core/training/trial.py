@@ -19,6 +19,7 @@ import torch
 
 from ..data import BatchLoader, PreparedDataset
 from ..data.rotation import angle_to_unit_vector
+from ..data.subset import partition_splits
 from ..losses import LOSSES, build_loss
 from ..metrics import evaluate, evaluate_continuous
 from ..miners import MINERS, build_miner
@@ -128,10 +129,18 @@ class Trial:
         path = Path(cfg.dataset)
         if not (path / "card.json").is_file():
             raise ValueError(f"dataset {str(path)!r} is not a prepared dataset (no card.json); run `dml prepare`")
-        self.train_set = PreparedDataset(path, "train")
+        if cfg.partition == 0:  # the prepared split, as it always was
+            self.train_set = PreparedDataset(path, "train")
+            self.val_set = PreparedDataset(path, cfg.eval.val_split) if cfg.eval.val_split else None
+        else:  # another class-disjoint train / val fold of the training classes (data/subset.py)
+            if cfg.eval.val_split not in (None, "val"):
+                raise ValueError(
+                    f"partition {cfg.partition} re-folds the 'train' and 'val' classes; eval.val_split must be "
+                    f"'val' or null, got {cfg.eval.val_split!r}"
+                )
+            self.train_set, self.val_set = partition_splits(path, cfg.partition, val=cfg.eval.val_split is not None)
         # eval.split None: a tuning trial, which must never read the evaluation classes.
         self.eval_set = PreparedDataset(path, cfg.eval.split) if cfg.eval.split else None
-        self.val_set = PreparedDataset(path, cfg.eval.val_split) if cfg.eval.val_split else None
         opts = input_options(cfg.model.name, cfg.model.options, self.train_set.image_shape)
         self.model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **opts).to(self.device)
         # Sampling losses and miners draw from a generator seeded from the trial seed.
