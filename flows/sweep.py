@@ -207,7 +207,7 @@ def dml_sweep(
         partition_of = dataset_partitions({t.dataset for _, t in trials})
         run_name_of = trial_run_names(trials, partition_of)
         todo, done = remaining(trials, tracker, force)
-        logger.info(f"sweep {name}: {len(trials)} final trials, {len(trials) - len(done.keys() & method_of.keys())} "
+        logger.info(f"sweep {name}: {len(trials)} final trials, {len(done.keys() & method_of.keys())} "
                     f"already finished, {len(todo)} to run")
         version_of = {str(project_path(p)): versions[alias] for alias, p in prof.datasets.items()}
 
