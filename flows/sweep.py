@@ -225,7 +225,8 @@ def dml_sweep(
             run_on_ray(todo, prof, name, record)
         logger.info(f"sweep {name}: {len(done) + len(outcomes)}/{len(trials)} trials recorded")
         records = previous_records(out_dir, set(done))
-        records += [TrialRecord.from_outcome(o, method_of[o.trial_id], partition_of.get(o.config.dataset)).row() for o in outcomes]
+        # Replicates pair across arms by (seed, partition): the trial's class partition.
+        records += [TrialRecord.from_outcome(o, method_of[o.trial_id], o.config.partition).row() for o in outcomes]
         finished = [o for o in outcomes if o.status == "finished"]
         if finished:
             best = max(finished, key=lambda o: o.metrics.get("map@r", 0.0))

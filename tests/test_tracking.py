@@ -335,7 +335,8 @@ def test_every_run_name_of_a_sweep_is_unique_and_names_its_arm_and_seed(profile)
     names = trial_run_names(trials)
     assert len(names) == len(trials) and len(set(names.values())) == len(trials)
     for method, cfg in trials:
-        assert names[trial_id(cfg)] == f"{method}-seed{cfg.seed}"
+        replicate = f"-p{cfg.partition}" if cfg.partition else ""  # a replicate's class partition, when not 0
+        assert names[trial_id(cfg)] == f"{method}-seed{cfg.seed}{replicate}"
     if profile == "smoke":  # the three contrastive arms no longer share `contrastive-seed0`
         assert {"contrastive-seed0", "contrastive_pos_margin-seed0", "contrastive_binned-seed0"} <= set(names.values())
 

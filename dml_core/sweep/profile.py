@@ -113,6 +113,10 @@ class Profile(Strict):
     description: str = ""
     datasets: dict[str, str] = Field(default_factory=lambda: {"default": "prepared/fashion_mnist"})
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # The replicates are (seed, class partition) pairs, seeds[i] with partitions[i]: partition
+    # p > 0 re-folds the training classes into train / validation (the evaluation classes stay
+    # fixed; TrialConfig.partition). None: every seed on partition 0, the prepared split.
+    partitions: list[int] | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -131,6 +135,9 @@ class Profile(Strict):
 
     @model_validator(mode="after")
     def references(self) -> "Profile":
+        if self.partitions is not None and len(self.partitions) != len(self.seeds):
+            raise ValueError(f"partitions: {len(self.partitions)} given for {len(self.seeds)} seeds; a replicate is "
+                             "seeds[i] with partitions[i], so give one partition per seed (or none)")
         for name, method in self.methods.items():
             if method.dataset not in self.datasets:
                 raise ValueError(f"methods.{name}.dataset: unknown dataset {method.dataset!r}; known: {', '.join(self.datasets)}")
@@ -167,6 +174,8 @@ class Profile(Strict):
         base["labels"] = m.labels
         grid = GridConfig(losses=[m.loss], miners=[m.miner], distances=[m.distance], seeds=self.seeds)
         trials = expand_grid(base, grid)
+        if self.partitions is not None:  # expand_grid keeps the order of the seeds
+            trials = [t.model_copy(update={"partition": p}) for t, p in zip(trials, self.partitions)]
         if values:
             trials = [TrialConfig.model_validate(apply_values(t.model_dump(mode="json"), values)) for t in trials]
         return trials

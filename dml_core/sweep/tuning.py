@@ -187,6 +187,7 @@ def tuning_config(trial: dict[str, Any], tune: TuneSettings, values: dict[str, A
     evaluation split is None, so the trial never opens the evaluation classes."""
     cfg = apply_values(trial, values)
     cfg["seed"] = tune.seed
+    cfg["partition"] = 0  # the prepared split: its validation classes are the ones tuned on
     cfg["train"] = {**cfg["train"], "epochs": tune.budget.epochs, "max_batches_per_epoch": tune.budget.max_batches_per_epoch}
     ev = {**cfg["eval"], "split": None, "every_epoch": False}
     if not ev.get("val_split"):
