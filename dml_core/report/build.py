@@ -200,7 +200,7 @@ def protocol_summary(profile) -> str:
 def component_text(c) -> str:
     if c is None:
         return "-"
-    opts = ", ".join(f"{k}={v}" for k, v in c.options.items())
+    opts = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.options.items())
     return f"{c.name}({opts})" if opts else c.name
 
 
@@ -217,21 +217,36 @@ def loss_distance(m) -> str:
     return f"{default} (default)" if isinstance(default, str) else "-"
 
 
-def setup_table(profile, methods: list[str], baselines: list[dict]) -> str:
-    lines = ["| method | loss | miner | distance | labels | data | sampler |", "|---|---|---|---|---|---|---|"]
+def ran_with(m, records: list[dict], name: str):
+    """The method as its final runs ran: the loss, miner and learning rate of its first
+    finished record (tuned values, where the sweep tuned), else as the profile writes it."""
+    from ..training.config import ComponentConfig
+
+    cfg = next((r.get("config") for r in records if r.get("method") == name and r.get("status") == "finished" and r.get("config")), None)
+    if not cfg or "loss" not in cfg:  # a record without its trial config: as the profile writes it
+        return m.loss, m.miner, None
+    miner = ComponentConfig.model_validate(cfg["miner"]) if cfg.get("miner") else None
+    return ComponentConfig.model_validate(cfg["loss"]), miner, (cfg.get("optimizer") or {}).get("lr")
+
+
+def setup_table(profile, methods: list[str], baselines: list[dict], records: list[dict] = ()) -> str:
+    """One row per method with the options its final runs used (after tuning, if any)."""
+    lines = ["| method | loss | miner | distance | labels | data | sampler | lr |", "|---|---|---|---|---|---|---|---|"]
     for name in methods:
         m = profile.methods.get(name)
         if m is None:
-            lines.append(f"| `{name}` | ? | | | | | |")
+            lines.append(f"| `{name}` | ? | | | | | | |")
             continue
+        loss, miner, lr = ran_with(m, list(records), name)
         sampler = ", ".join(f"{k}={v}" for k, v in m.sampler.items()) or "shared"
+        lr = f"{lr:.3g}" if isinstance(lr, (int, float)) else f"{profile.optimizer.lr:g}"
         lines.append(
-            f"| `{name}` | {component_text(m.loss)} | {component_text(m.miner)} | {loss_distance(m)} | "
-            f"{m.labels} | {m.dataset} | {sampler} |"
+            f"| `{name}` | {component_text(loss)} | {component_text(miner)} | {loss_distance(m)} | "
+            f"{m.labels} | {m.dataset} | {sampler} | {lr} |"
         )
     for r in baselines:
         cfg = r.get("config") or {}
-        lines.append(f"| `{r['method']}` | none (no training) | - | {cfg.get('baseline', '')} | class | default | - |")
+        lines.append(f"| `{r['method']}` | none (no training) | - | {cfg.get('baseline', '')} | class | default | - | - |")
     return "\n".join(lines)
 
 
@@ -538,13 +553,15 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
                   + "; ".join(f"`{parse_claim(c).text}`" for c in comp.expect) + ".", ""]
     else:
         lines += ["No `expect:` claim in params.yaml: numbers only, no verdict.", ""]
-    seeds = sorted({r["seed"] for r in records if r.get("method") in comp.methods and r.get("seed") is not None})
+    reps = sorted({(r["seed"], r.get("partition") or 0) for r in records if r.get("method") in comp.methods and r.get("seed") is not None})
+    reps_text = ", ".join(f"({s}, {p})" for s, p in reps) if reps else ", ".join(f"({s}, 0)" for s in profile.seeds)
+    tuned = " The options are those the final runs used: tuned on the validation classes (see Tuning)." if profile.tune else ""
     lines += [
-        "**Setup.** Methods (only these columns differ; everything else is the shared protocol in the header); "
-        f"seeds {seeds or list(profile.seeds)}"
+        "**Setup.** Methods (only these columns differ; everything else is the shared protocol in the header)."
+        f"{tuned} Replicates (seed, class partition): {reps_text}"
         + ("; the raw-pixel baselines are deterministic (one value each), fitted on the training split and scored on the same eval items" if comp_baselines else "")
         + ":", "",
-        setup_table(profile, list(comp.methods), [r for r in comp_baselines if r.get("method") in methods]), "",
+        setup_table(profile, list(comp.methods), [r for r in comp_baselines if r.get("method") in methods], records), "",
     ]
     metrics = table_metrics(profile, comp)
     lines += [
