@@ -1,7 +1,7 @@
 """What the trial machinery costs: a trial's training epoch against a bare PyTorch loop, and
 Ray's overhead on a quick trial: in-process vs Ray Tune (1 worker) vs Tune + Train (2 workers).
 
-    .venv/bin/python benchmarks/training.py [--no-ray] [--dataset prepared/fashion_mnist] [--epochs 2]
+    .venv/bin/python benchmarks/training.py [--no-ray | --grid-only] [--dataset prepared/fashion_mnist] [--epochs 2]
 
 Trial vs bare loop (always run; --no-ray runs only this): the small CNN (width 16, embedding
 64), triplet + batch_semihard, Adam, batches of 96 (4 per class) of prepared/glyphs (else
@@ -19,11 +19,31 @@ The same trial (small CNN, triplet + batch_semihard, Fashion-MNIST train classes
 2-worker Ray Train run with global-batch mining. Ray is started once beforehand, so its
 start-up is printed separately and not charged to the trials. A second table compares one
 and two workers on a larger batch, where data parallelism has work to split.
+
+Grid (run after the Ray rows; --grid-only runs only this): --grid-trials (8) trials the way a
+sweep runs them, quick-profile-like (prepared/glyphs if prepared, else --dataset; small CNN
+w16/d64, batches of 96 with 4 per class, augmentation, triplet + batch_semihard, --epochs x
+--batches, eval on 2,000 items once at the end, no validation split), distinct seeds, serial
+on one core every way: (a) in this process one after another (run_trial; the process warmed
+by a trial beforehand), (a') the same in a fresh process that has imported what a sweep's
+driver has and nothing more (its first trial pays torch's lazy imports), both with one
+thread in torch, OpenMP (FAISS) and BLAS, as Ray's OMP_NUM_THREADS=1 gives its actor, (b)
+one Tune run through run_grid with RayConfig(num_cpus=1, cpus_per_trial=1,
+max_concurrent_trials=1): reused actors, a checkpoint every epoch, embeddings and model
+written, each trial recorded as it ends. Ray's start-up (init_ray) is printed apart and not
+charged; the grid's trial actor is. Per-trial overhead = ((b) - (a)) / N; target <= 5% of
+the mean in-process trial. Fastest of --grid-repeats (2) of each, the three alternating; the
+CPU seconds too (this process and its descendants, Ray's processes included), which the load
+of other processes on a shared machine disturbs less than the wall time.
+Then where (b)'s time goes: the recurring cost of trials 2..N against the fixed cost of the
+first (the actor's process start, lazy first use), and what the trainable does beside the
+trial (checkpoints, embeddings), timed in this process. Load averages at start and end.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import sys
 import tempfile
@@ -45,6 +65,25 @@ def trial(dataset: str, batch: int, epochs: int, batches: int, threads: int | No
             train=dict(epochs=epochs, max_batches_per_epoch=batches, num_threads=threads, augment=False),
             eval=dict(max_items=2000, every_epoch=False, nmi=False),
             seed=0,
+        )
+    )
+
+
+def grid_config(dataset: str, epochs: int, batches: int, seed: int):
+    """A trial of the quick profile's shape (smaller): what a sweep's grid is made of."""
+    from dml_core.training import TrialConfig
+
+    return TrialConfig.model_validate(
+        dict(
+            dataset=os.path.abspath(dataset),
+            model=dict(name="small_cnn", embedding_dim=64, options=dict(width=16)),
+            loss=dict(name="triplet"),
+            miner=dict(name="batch_semihard"),
+            sampler=dict(batch_size=96, m_per_class=4),
+            optimizer=dict(name="adam", lr=0.001),
+            train=dict(epochs=epochs, max_batches_per_epoch=batches, num_threads=1, augment=True, embed_batch_size=1000),
+            eval=dict(max_items=2000, every_epoch=False, val_split=None),
+            seed=seed,
         )
     )
 
@@ -201,6 +240,203 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
+class CpuMeter:
+    """CPU seconds of this process and all its descendants (a local Ray's processes and its
+    workers) over a span: the work done, which other processes' load on a shared machine
+    stretches less than the wall time. Sampled every `every` s, so a process that ends within
+    the span (a Tune run's trial actor) counts up to its last sample."""
+
+    def __init__(self, every: float = 0.25):
+        import psutil
+        import threading
+
+        self.psutil, self.every, self.stop = psutil, every, threading.Event()
+        self.first: dict[tuple, float] = {}
+        self.last: dict[tuple, float] = {}
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.seconds = 0.0
+
+    def sample(self, first: bool = False) -> None:
+        me = self.psutil.Process()
+        for p in [me] + me.children(recursive=True):
+            try:
+                t = p.cpu_times()
+                key = (p.pid, p.create_time())
+            except self.psutil.Error:
+                continue
+            self.first.setdefault(key, t.user + t.system if first else 0.0)
+            self.last[key] = t.user + t.system
+
+    def loop(self) -> None:
+        while not self.stop.wait(self.every):
+            self.sample()
+
+    def __enter__(self) -> "CpuMeter":
+        self.sample(first=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sample()
+        self.seconds = sum(self.last[k] - self.first[k] for k in self.last)
+
+
+def trainable_extras(cfgs) -> dict[str, float]:
+    """What tune_trial does beside the trial itself, timed here (steady state: the last of
+    the given trials, after the first paid for lazy imports and the data version): the
+    per-epoch checkpoints (Trial.state, torch.save, Checkpoint.from_directory) and the final
+    embeddings + model (write_embeddings). Tune's handling of each report (the checkpoint's
+    copy into the run's storage, the result's trip to the driver) is not included."""
+    from ray import tune
+
+    from dml_core.training.ray_runner import save_state, write_embeddings
+    from dml_core.training.trial import Trial
+
+    out = tempfile.mkdtemp(prefix="dml-bench-extras-")
+    for cfg in cfgs:
+        spent = {"state": 0.0, "save": 0.0, "checkpoint": 0.0, "embeddings": 0.0, "checkpoints": 0}
+
+        def on_epoch(row, t, epoch):
+            if t.final is not None:
+                spent["embeddings"] += timed(lambda: write_embeddings(t, out, f"probe{cfg.seed}"))[0]
+            with tempfile.TemporaryDirectory() as d:
+                dt, state = timed(lambda: t.state(epoch))
+                spent["state"] += dt
+                spent["save"] += timed(lambda: save_state(d, state))[0]
+                spent["checkpoint"] += timed(lambda: tune.Checkpoint.from_directory(d))[0]
+                spent["bytes"] = os.path.getsize(os.path.join(d, "state.pt"))
+            spent["checkpoints"] += 1
+
+        Trial(cfg).run(on_epoch)
+    return spent
+
+
+def grid_child(dataset: str, n: int, epochs: int, batches: int) -> None:
+    """The in-process grid in a fresh process (imports done as a sweep's driver has them,
+    nothing else warmed; OMP_NUM_THREADS=1 from the parent): one line of JSON, each trial's
+    wall seconds and the CPU seconds of all."""
+    import json
+
+    import torch
+
+    from dml_core.training import run_trial
+    from dml_core.training import ray_runner  # noqa: F401 - the driver of a sweep has it (torch, dml_core)
+
+    torch.set_num_threads(1)
+    cfgs = [grid_config(dataset, epochs, batches, seed) for seed in range(n)]
+    cpu0 = time.process_time()
+    wall = [timed(lambda: run_trial(c))[0] for c in cfgs]
+    print(json.dumps({"wall": wall, "cpu": time.process_time() - cpu0}))
+
+
+def grid_benchmark(dataset: str, n: int, epochs: int, batches: int, repeats: int) -> None:
+    """N quick trials serial on one core: in this process (warm, and in a fresh process), then
+    as one Tune run (run_grid). Fastest of `repeats` of each, the three alternating."""
+    import json
+    import subprocess
+
+    import ray
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from dml_core.training import run_trial
+    from dml_core.training.config import RayConfig
+    from dml_core.training.ray_runner import FINISHED, init_ray, run_grid
+
+    load = lambda: " ".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
+    torch.set_num_threads(1)
+    cfgs = [grid_config(dataset, epochs, batches, seed) for seed in range(n)]
+    storage = tempfile.mkdtemp(prefix="dml-bench-grid-")
+    ray_cfg = RayConfig(num_cpus=1, cpus_per_trial=1, max_concurrent_trials=1)
+    print(f"Grid: {n} trials, {dataset}, small CNN w16/d64, batches of 96 (4 per class, augmented), triplet + "
+          f"batch_semihard, {epochs} epochs x {batches} batches, eval 2000 items at the end, no val split; serial on "
+          f"1 core; fastest of {repeats}; load average at start {load()}", flush=True)
+    t_init, _ = timed(lambda: init_ray(ray_cfg))
+    worker_nice = ray.get(ray.remote(num_cpus=1)(lambda: os.nice(0)).remote())  # a task's worker, as a trial's
+    print(f"Ray start-up (init_ray, num_cpus=1; not charged): {t_init:.1f} s; Ray's workers run at nice {worker_nice}, "
+          f"this process at {os.nice(0)}", flush=True)
+    run_trial(grid_config(dataset, 1, 5, seed=10_000))  # warm-up of this process, not timed
+    # One thread everywhere, as in Ray's trial actor (OMP_NUM_THREADS=1): torch above, and the
+    # OpenMP (FAISS) and BLAS pools, loaded by now, here; the fresh process gets the variable.
+    threadpool_limits(1)
+    child_env = dict(os.environ, OMP_NUM_THREADS="1")
+
+    warm, cold, tuned = [], [], []
+    child = [sys.executable, os.path.abspath(__file__), "--grid-child", "--compare-dataset", dataset,
+             "--grid-trials", str(n), "--epochs", str(epochs), "--batches", str(batches)]
+    for rep in range(repeats):
+        with CpuMeter() as meter:
+            each = [timed(lambda: run_trial(c))[0] for c in cfgs]
+        warm.append((sum(each), each, meter.seconds))
+        proc = subprocess.run(child, capture_output=True, text=True, check=True, env=child_env)
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        cold.append((sum(got["wall"]), got["wall"], got["cpu"]))
+        ends = []  # (when, seconds inside the trainable), in the order the trials ended
+        with CpuMeter() as meter:
+            t0 = time.perf_counter()
+            outs = run_grid(cfgs, ray_cfg, name=f"grid{rep}", storage_path=storage, progress=False,
+                            on_trial_end=lambda o: ends.append((time.perf_counter(), o.seconds)))
+            total = time.perf_counter() - t0
+        cpu = meter.seconds
+        bad = [f"{o.trial_id}: {o.status} {o.error}" for o in outs if o.status != FINISHED]
+        if bad:
+            raise SystemExit("grid trials failed:\n" + "\n".join(bad))
+        # Trial i's share of the Tune run: from the previous trial's end (the run's start for the
+        # first) to its own end; what follows the last end (Tune winding up) is apart, once a grid.
+        cuts = [0.0] + [e - t0 for e, _ in ends]
+        tuned.append((total, [b - a for a, b in zip(cuts, cuts[1:])], cpu, [inside for _, inside in ends], total - cuts[-1]))
+        print(f"  repetition {rep + 1}: in-process {warm[-1][0]:.1f} s, in a fresh process {cold[-1][0]:.1f} s, "
+              f"Ray {total:.1f} s; load {load()}", flush=True)
+
+    best = [min(runs, key=lambda r: r[0]) for runs in (warm, cold, tuned)]
+    (t_warm, e_warm, _), (t_cold, e_cold, _), (t_ray, e_ray, _, inside, tail) = best
+    c_warm, c_cold, c_ray = (min(r[2] for r in runs) for runs in (warm, cold, tuned))  # CPU: its own fastest
+    later = lambda each: sum(each[1:]) / (len(each) - 1) if len(each) > 1 else each[0]  # noqa: E731
+    print(f"{'case':52} {'total s':>8} {'per trial':>10} {'1st trial':>10} {'later, mean':>12} {'CPU s':>8}")
+    for label, total, each, cpu in (
+        ("(a) in-process, this (warm) process", t_warm, e_warm, c_warm),
+        ("(a') in-process, a fresh process", t_cold, e_cold, c_cold),
+        ("(b) Ray Tune run_grid, 1 CPU, 1 trial at a time", t_ray, e_ray, c_ray),  # per trial: up to its end
+    ):
+        print(f"{label:52} {total:8.2f} {total / n:10.2f} {each[0]:10.2f} {later(each):12.2f} {cpu:8.2f}")
+    print("  (wall s: the fastest repetition; CPU s: the least of the repetitions, of this process and its descendants, "
+          "Ray's processes included, or of the fresh process itself)")
+    mean = t_warm / n
+    over = (t_ray - t_warm) / n
+    print(f"per-trial overhead ((b) - (a)) / N:  {over:6.3f} s = {100 * over / mean:5.1f}% of the mean in-process trial "
+          f"({mean:.2f} s); (b) / (a) = {t_ray / t_warm:.3f}" + ("" if over <= 0.05 * mean else "  (above the 5% target)"))
+    print(f"per-trial overhead ((b) - (a')) / N: {(t_ray - t_cold) / n:6.3f} s = {100 * (t_ray - t_cold) / n / mean:5.1f}%; "
+          f"(b) / (a') = {t_ray / t_cold:.3f}")
+    print(f"in CPU time, ((b) - (a)) / N:        {(c_ray - c_warm) / n:6.3f} s = {100 * (c_ray - c_warm) / c_warm:5.1f}% "
+          f"of the mean in-process trial's CPU ({c_warm / n:.2f} s)")
+    steady = later(e_ray) - later(e_warm)
+    print(f"  recurring, trials 2..N, (b) - (a): {steady:6.3f} s a trial = {100 * steady / later(e_warm):5.1f}% of a later "
+          f"in-process trial ({later(e_warm):.2f} s)")
+    fixed = e_ray[0] - later(e_ray) + tail
+    print(f"  once a grid: {fixed:.2f} s = the first trial's {e_ray[0] - later(e_ray):.2f} s beyond a later one "
+          f"({e_ray[0] - inside[0]:.2f} s before its trainable ran: Tune's set-up, the trial actor's new process importing "
+          f"ray.tune, torch, dml_core; {inside[0] - later(inside):.2f} s more inside it: lazy first use, e.g. "
+          f"torch._dynamo imported by the first optimizer) + {tail:.2f} s after the last trial ended (Tune winding up); "
+          f"a fresh process's first in-process trial is {e_cold[0] - later(e_cold):.2f} s longer than its later ones")
+    budget = 0.05 * later(e_warm) - steady
+    print(f"  at 5% a trial, the once-a-grid cost is paid off from N >= "
+          f"{math.ceil(fixed / budget) if budget > 0 else 'never (the recurring cost alone is above 5%)'} trials of this length")
+    print(f"  inside the trainable (Tune's time_total_s, summed) {sum(inside):.2f} s; outside it {t_ray - sum(inside):.2f} s "
+          f"(of which {e_ray[0] - inside[0]:.2f} s before the first trial ran)")
+    extras = trainable_extras(cfgs[:2])
+    ck = extras["state"] + extras["save"] + extras["checkpoint"]
+    rest = steady - ck - extras["embeddings"]
+    print(f"  the trainable beside the trial (timed here, a steady trial): {extras['checkpoints']} checkpoints {ck:.3f} s "
+          f"(Trial.state {extras['state']:.3f}, torch.save {extras['save']:.3f} of {extras['bytes'] / 1024:.0f} KiB each, "
+          f"Checkpoint.from_directory {extras['checkpoint']:.3f}); write_embeddings {extras['embeddings']:.3f} s; the "
+          f"recurring overhead less these: {rest:.3f} s (Tune's reports and scheduling, and this machine's noise"
+          + (": below it)" if rest < 0 else ")"))
+    ray.shutdown()
+    print(f"load average at end {load()}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="prepared/fashion_mnist")
@@ -208,6 +444,10 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the Ray rows (--no-ray: only the trial vs bare-loop comparison)")
+    p.add_argument("--grid-only", action="store_true", help="run only the grid measurement (in-process vs run_grid)")
+    p.add_argument("--grid-trials", type=int, default=8)
+    p.add_argument("--grid-repeats", type=int, default=2)
+    p.add_argument("--grid-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--compare-dataset", default=None, help="default: prepared/glyphs if prepared, else --dataset")
     p.add_argument("--compare-batches", type=int, default=60)
     p.add_argument("--repeats", type=int, default=3)
@@ -216,9 +456,15 @@ def main() -> None:
     compare = args.compare_dataset or next(
         (d for d in ("prepared/glyphs", args.dataset) if os.path.exists(os.path.join(d, "card.json"))), args.dataset
     )
-    for d in [compare] + ([args.dataset] if args.ray else []):
+    if args.grid_child:
+        grid_child(compare, args.grid_trials, args.epochs, args.batches)
+        return
+    for d in [compare] + ([args.dataset] if args.ray and not args.grid_only else []):
         if not os.path.exists(os.path.join(d, "card.json")):
             sys.exit(f"{d} is not prepared: run `make prepare` first")
+    if args.grid_only:
+        grid_benchmark(compare, args.grid_trials, args.epochs, args.batches, args.grid_repeats)
+        return
     rows = compare_with_bare_loop(compare, args.compare_batches, args.repeats, args.device)
     print_comparison(rows, compare, args.compare_batches, args.repeats, args.device)
     if not args.ray:
@@ -254,6 +500,8 @@ def main() -> None:
     print(f"{'case':40} {'wall s':>8} {'vs in-process':>14}")
     for label, seconds, base, ok in rows:
         print(f"{label:40} {seconds:8.1f} {seconds / base:13.2f}x{ok}")
+    print()
+    grid_benchmark(compare, args.grid_trials, args.epochs, args.batches, args.grid_repeats)
 
 
 if __name__ == "__main__":
