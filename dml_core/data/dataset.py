@@ -65,6 +65,16 @@ def collate_batch(batch: Batch) -> Batch:
     return batch
 
 
+def first_item(batch: Batch):
+    """``ds[i]`` from a one-row batch: (image, label), plus the continuous label where the
+    set has one (a float, or a float tensor)."""
+    item = (batch.images[0], int(batch.labels[0]))
+    if batch.continuous_labels is None:
+        return item
+    c = batch.continuous_labels[0]
+    return (*item, float(c) if c.dim() == 0 else c)
+
+
 class PreparedDataset(torch.utils.data.Dataset):
     """The rows of some splits of a prepared directory, memory-mapped.
 
@@ -230,12 +240,7 @@ class PreparedDataset(torch.utils.data.Dataset):
         return self.get_batch(indices)
 
     def __getitem__(self, index: int):
-        batch = self.get_batch([int(index)])
-        item = (batch.images[0], int(batch.labels[0]))
-        if batch.continuous_labels is None:
-            return item
-        c = batch.continuous_labels[0]
-        return (*item, float(c) if c.dim() == 0 else c)
+        return first_item(self.get_batch([int(index)]))
 
     def __repr__(self) -> str:
         return (

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .augment import RandomCropFlip
-from .dataset import Batch, PreparedDataset
+from .dataset import Batch, PreparedDataset, first_item
 from .prepared import read_card
 from .splits import TRAIN, VAL
 
@@ -148,12 +148,7 @@ class ClassSubset(torch.utils.data.Dataset):
         return self.get_batch(indices)
 
     def __getitem__(self, index: int):
-        batch = self.get_batch([int(index)])
-        item = (batch.images[0], int(batch.labels[0]))
-        if batch.continuous_labels is None:
-            return item
-        c = batch.continuous_labels[0]
-        return (*item, float(c) if c.dim() == 0 else c)
+        return first_item(self.get_batch([int(index)]))
 
     def __repr__(self) -> str:
         name = f", name={self.name!r}" if self.name else ""
