@@ -291,7 +291,7 @@ def trainable_extras(cfgs) -> dict[str, float]:
     copy into the run's storage, the result's trip to the driver) is not included."""
     from ray import tune
 
-    from dml_core.training.ray_runner import save_state, write_embeddings
+    from dml_experiment.runner import save_state, write_embeddings
     from dml_core.training.trial import Trial
 
     out = tempfile.mkdtemp(prefix="dml-bench-extras-")
@@ -342,8 +342,8 @@ def grid_benchmark(dataset: str, n: int, epochs: int, batches: int, repeats: int
     from threadpoolctl import threadpool_limits
 
     from dml_core.training import run_trial
-    from dml_core.training.config import RayConfig
-    from dml_core.training.ray_runner import FINISHED, init_ray, run_grid
+    from dml_experiment.resources import RayConfig
+    from dml_experiment.runner import FINISHED, init_ray, run_grid
 
     load = lambda: " ".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
     torch.set_num_threads(1)
@@ -473,8 +473,8 @@ def main() -> None:
     import ray
 
     from dml_core.training import run_trial
-    from dml_core.training.config import RayConfig
-    from dml_core.training.ray_runner import FINISHED, init_ray, run_grid
+    from dml_experiment.resources import RayConfig
+    from dml_experiment.runner import FINISHED, init_ray, run_grid
 
     storage = tempfile.mkdtemp(prefix="dml-bench-")
     t_init, _ = timed(lambda: init_ray(RayConfig(num_cpus=2)))

@@ -17,7 +17,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def overrides_of(pairs: list[str] | None) -> dict:
-    from dml_core.sweep.profile import parse_override
+    from dml_experiment.profile import parse_override
 
     return {".".join(k): v for k, v in (parse_override(p) for p in pairs or [])}
 
@@ -29,7 +29,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from dml_core.sweep.profile import load_profile
+    from dml_experiment.profile import load_profile
 
     name, profile = load_profile(args.params, args.profile, overrides_of(args.set))
     trials = profile.trials()
@@ -41,7 +41,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from dml_core.sweep.profile import load_profile
+    from dml_experiment.profile import load_profile
 
     # Validate here first: a bad key fails in a second, before Prefect, Ray or any data start.
     load_profile(args.params, args.profile, overrides_of(args.set))
@@ -62,7 +62,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from dml_core.sweep.profile import load_profile
+    from dml_experiment.profile import load_profile
     from flows.report import write_sweep_report
 
     directory = Path(args.sweep) if Path(args.sweep).is_dir() else PROJECT_DIR / "reports" / args.sweep

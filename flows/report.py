@@ -1,22 +1,22 @@
 """The sweep's report on disk: results.json (every trial), then the comparisons report
-(report.md, report.html, metrics.json, verdicts.json, plots/) built by dml_core.report.build."""
+(report.md, report.html, metrics.json, verdicts.json, plots/) built by dml_experiment.report.build."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
-from dml_core.provenance import git_commit, write_atomic
-from dml_core.report.baselines import BASELINES
-from dml_core.report.build import build_report
-from dml_core.report.sanity import REFERENCES
-from dml_core.report.tuning import read_tuning
-from dml_core.sweep.record import TrialRecord
-from dml_core.sweep.profile import Profile
+from dml_experiment.provenance import git_commit, write_atomic
+from dml_experiment.report.baselines import BASELINES
+from dml_experiment.report.build import build_report
+from dml_experiment.report.sanity import REFERENCES
+from dml_experiment.report.tuning import read_tuning
+from dml_experiment.record import TrialRecord
+from dml_experiment.profile import Profile
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BASELINE_CACHE = "baselines.json"
-BASELINE_CACHE_VERSION = 1  # bump when dml_core.report.baselines changes what it computes
+BASELINE_CACHE_VERSION = 1  # bump when dml_experiment.report.baselines changes what it computes
 
 
 def default_dataset_dir(profile: Profile, records: list[dict]) -> Path:
@@ -37,7 +37,7 @@ def c9_baselines(out_dir: Path, profile: Profile, records: list[dict]) -> list[d
     if not any(c.baselines for c in profile.comparisons.values()):
         return None
     from dml_core.data import data_version
-    from dml_core.report.baselines import raw_baselines
+    from dml_experiment.report.baselines import raw_baselines
 
     dataset = default_dataset_dir(profile, records)
     try:
@@ -60,7 +60,7 @@ def c9_baselines(out_dir: Path, profile: Profile, records: list[dict]) -> list[d
 
 
 SANITY_CACHE = "sanity.json"
-SANITY_CACHE_VERSION = 1  # bump when dml_core.report.sanity changes what it computes
+SANITY_CACHE_VERSION = 1  # bump when dml_experiment.report.sanity changes what it computes
 
 
 def resolved_trial(profile: Profile, method: str, records: list[dict]):
@@ -78,7 +78,7 @@ def sanity_references(out_dir: Path, profile: Profile, records: list[dict]) -> d
     once per (dataset, labels) of the comparisons' first methods and cached in sanity.json
     (keyed by the data version, model, evaluation settings and seeds)."""
     from dml_core.data import data_version
-    from dml_core.report.sanity import reference_records
+    from dml_experiment.report.sanity import reference_records
 
     cache_path = out_dir / SANITY_CACHE
     try:
@@ -145,7 +145,7 @@ def publish(report_dir: Path, dest: Path) -> Path:
 def update_readme(report_dir: Path, readme: Path = PROJECT_DIR / "README.md") -> bool:
     """Replace the README's results section with the verdicts of this report, and publish
     the report under docs/results/ so the link works in any clone."""
-    from dml_core.report.build import verdict_table
+    from dml_experiment.report.build import verdict_table
 
     if not readme.is_file():
         return False

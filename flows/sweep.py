@@ -24,10 +24,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.states import Failed
 
-from dml_core.report import markdown_table
-from dml_core.provenance import git_commit, now_utc, write_atomic
-from dml_core.sweep.profile import Profile, load_profile
-from dml_core.sweep.record import TrialRecord, as_rows
+from dml_experiment.report import markdown_table
+from dml_experiment.provenance import git_commit, now_utc, write_atomic
+from dml_experiment.profile import Profile, load_profile
+from dml_experiment.record import TrialRecord, as_rows
 from flows.errors import SweepFailed
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def tune(profile: Profile, name: str, tracker, out_dir: Path) -> tuple[dict[str,
     """Tune every method on the validation classes (Ray Tune, Optuna TPE, ASHA), each tuning
     trial recorded in MLflow as it ends; returns ({method: chosen values}, {method: tuning
     run id}). Tuning trials an earlier attempt finished are not run again."""
-    from dml_core.training.ray_tuning import MethodSearch, run_tuning
+    from dml_experiment.tuning.search import MethodSearch, run_tuning
     from flows.tuning import TuningTracker, tuning_document, write_tuning
 
     logger = get_run_logger()
@@ -112,7 +112,7 @@ def tune(profile: Profile, name: str, tracker, out_dir: Path) -> tuple[dict[str,
         values[m] = settings.with_ties(m, chosen)
         logger.info(f"tuned {m}: {chosen}")
     # A resumed sweep that ran no tuning trial keeps the time the one that did measured.
-    from dml_core.report.tuning import read_tuning
+    from dml_experiment.report.tuning import read_tuning
 
     seconds = round(time.perf_counter() - started, 1) if left else (read_tuning(out_dir) or {}).get("seconds")
     write_tuning(out_dir, tuning_document(settings, spaces, results, runs.runs, seconds))
@@ -123,7 +123,7 @@ def tune(profile: Profile, name: str, tracker, out_dir: Path) -> tuple[dict[str,
 def run_on_ray(trials, profile: Profile, name: str, record=None):
     """The final runs (each method's tuned config x seeds) in one Tune run: a trial starts
     when a core is free and `record(outcome)` runs as it ends."""
-    from dml_core.training.ray_runner import run_grid
+    from dml_experiment.runner import run_grid
 
     storage = project_path(profile.ray.storage_path or "ray_results")
     # A fresh Tune experiment name per attempt: Tune refuses to reuse a finished one.

@@ -51,8 +51,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from dml_core.provenance import git_state
-from dml_core.report.trial_plots import embedding_figure, recall_figure
+from dml_experiment.provenance import git_state
+from dml_experiment.report.trial_plots import embedding_figure, recall_figure
 from dml_core.training.saved import example_batch, rebuild_model
 
 log = logging.getLogger(__name__)

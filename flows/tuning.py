@@ -16,10 +16,10 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunStatus
 
-from dml_core.provenance import write_atomic
-from dml_core.report.tuning import TUNING_FILE
-from dml_core.sweep.tuning import TuneSettings
-from dml_core.training.ray_tuning import SCORE, TuningTrial, chosen
+from dml_experiment.provenance import write_atomic
+from dml_experiment.report.tuning import TUNING_FILE
+from dml_experiment.tuning.space import TuneSettings
+from dml_experiment.tuning.search import SCORE, TuningTrial, chosen
 from flows.tracking import PARENT, ROLE, SWEEP, SweepTracker, metric_key, now_ms, param_value, tag_value
 
 TUNING, TUNING_TRIAL = "tuning", "tuning_trial"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dml_core.sweep.profile import apply_overrides, load_profile
+from dml_experiment.profile import apply_overrides, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 DML = str(Path(sys.executable).with_name("dml"))

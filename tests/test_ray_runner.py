@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dml_core.sweep import expand_grid
-from dml_core.training.config import RayConfig
-from dml_core.training.ray_runner import FAILED, FINISHED, plan_resources
+from dml_experiment.grid import expand_grid
+from dml_experiment.resources import RayConfig
+from dml_experiment.runner import FAILED, FINISHED, plan_resources
 
 
 # -- resource arithmetic: no Ray needed ---------------------------------------------------------
@@ -99,7 +99,7 @@ def local_ray(tmp_path_factory):
     import cloudpickle
     import ray
 
-    from dml_core.training.ray_runner import init_ray
+    from dml_experiment.runner import init_ray
 
     plan = tmp_path_factory.mktemp("crash") / "plan.json"
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
@@ -114,7 +114,7 @@ def local_ray(tmp_path_factory):
 @pytest.mark.slow
 def test_grid_runs_every_trial_and_records_failures(tiny, local_ray):
     from dml_core.metrics import load_embeddings
-    from dml_core.training.ray_runner import run_grid
+    from dml_experiment.runner import run_grid
 
     root, base = tiny
     trials = expand_grid(base, dict(losses=["triplet", {"name": "contrastive", "options": {"neg_margin": 1.0}}], miners=[None, "batch_hard"]))
@@ -136,7 +136,7 @@ def test_grid_runs_every_trial_and_records_failures(tiny, local_ray):
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_crashed_trial_resumes_to_the_same_result(tiny, local_ray, workers):
-    from dml_core.training.ray_runner import run_grid
+    from dml_experiment.runner import run_grid
 
     root, base = tiny
     trial = expand_grid(base, dict(losses=["triplet"], miners=["random"], seeds=[5]))
@@ -181,9 +181,9 @@ def test_grid_runs_on_a_cluster_given_by_ray_address(tiny, tmp_path):
         script = textwrap.dedent(
             f"""
             import json
-            from dml_core.sweep import expand_grid
-            from dml_core.training.config import RayConfig
-            from dml_core.training.ray_runner import run_grid
+            from dml_experiment.grid import expand_grid
+            from dml_experiment.resources import RayConfig
+            from dml_experiment.runner import run_grid
             trials = expand_grid({base!r}, dict(losses=["triplet"], seeds=[0, 1]))
             out = run_grid(trials, RayConfig(), name="cluster", storage_path={str(tmp_path / 'ray')!r}, progress=False)
             import ray

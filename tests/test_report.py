@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dml_core.report.build import build_report, verdict_table
-from dml_core.report.published import PUBLISHED, published_table, ranking_agreement
-from dml_core.report.verdict import EQUIVALENT, HOLDS, NOT_SHOWN, REVERSED, judge, overall, parse_claim
-from dml_core.sweep.profile import Profile, load_profile
+from dml_experiment.report.build import build_report, verdict_table
+from dml_experiment.report.published import PUBLISHED, published_table, ranking_agreement
+from dml_experiment.report.verdict import EQUIVALENT, HOLDS, NOT_SHOWN, REVERSED, judge, overall, parse_claim
+from dml_experiment.profile import Profile, load_profile
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -219,7 +219,7 @@ def test_baselines_are_scored_like_embeddings(tiny):
 
     from dml_core.data import PreparedDataset
     from dml_core.metrics import evaluate
-    from dml_core.report.baselines import raw_baselines, raw_pixels
+    from dml_experiment.report.baselines import raw_baselines, raw_pixels
     from dml_core.training.embed import stratified_subset
 
     ds_dir = tiny / "fashion_mnist"
@@ -294,7 +294,7 @@ def fake_sweep(tiny, out: Path, profile: Profile, seeds=(0, 1, 2), epochs=3, max
 
 
 def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path, monkeypatch):
-    from dml_core.report.baselines import raw_baselines
+    from dml_experiment.report.baselines import raw_baselines
     from flows.report import write_sweep_report
 
     # The quick profile's comparisons, on the tiny Fashion-MNIST set in place of the glyphs.
@@ -365,7 +365,7 @@ def test_build_report_on_the_real_smoke_results(tmp_path):
 def test_a_rerender_says_when_and_on_which_commit_the_results_were_computed(tmp_path):
     # `dml report`, or a sweep whose trials had all finished before, computes nothing: the
     # report must carry the date, commit and wall time of the run that did.
-    from dml_core.report.build import run_info
+    from dml_experiment.report.build import run_info
 
     profile = known_answer_profile()
     (tmp_path / "sweep.json").write_text(json.dumps(

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dml_core.report.sanity import RAW, UNTRAINED, gate, reference_records, reference_values
-from dml_core.report.verdict import HOLDS, NOT_SHOWN, NOT_TESTABLE, judge, overall
+from dml_experiment.report.sanity import RAW, UNTRAINED, gate, reference_records, reference_values
+from dml_experiment.report.verdict import HOLDS, NOT_SHOWN, NOT_TESTABLE, judge, overall
 
 
 def records(method: str, values: list[float], metric: str = "map@r") -> list[dict]:
@@ -68,7 +68,7 @@ def test_references_are_scored_like_the_trials(tmp_path):
     from dml_core.data import PreparedDataset, prepare_dataset
     from dml_core.data.synthetic import write_fashion_mnist
     from dml_core.metrics import evaluate
-    from dml_core.report.baselines import raw_pixels
+    from dml_experiment.report.baselines import raw_pixels
     from dml_core.training import TrialConfig
     from dml_core.training.embed import stratified_subset
 

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from dml_core.metrics import load_embeddings, save_embeddings  # noqa: E402
 from dml_core.training import TrialConfig, run_trial  # noqa: E402
 from dml_core.training.identity import trial_id, trial_name  # noqa: E402
-from dml_core.training.ray_runner import FAILED, FINISHED, TrialOutcome  # noqa: E402
+from dml_experiment.runner import FAILED, FINISHED, TrialOutcome  # noqa: E402
 from flows.tracking import (  # noqa: E402
     NOTE,
     PARENT,
@@ -328,7 +328,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("profile", ["quick", "smoke", "full", "paper"])
 def test_every_run_name_of_a_sweep_is_unique_and_names_its_arm_and_seed(profile):
-    from dml_core.sweep.profile import load_profile
+    from dml_experiment.profile import load_profile
 
     _, prof = load_profile(ROOT / "params.yaml", profile)
     trials = prof.trials()
@@ -371,7 +371,7 @@ def test_a_trial_run_takes_the_name_the_sweep_gives_it(trained, store):
 
 
 def test_the_parent_run_description_lists_the_comparisons(sweep):
-    from dml_core.sweep.profile import load_profile
+    from dml_experiment.profile import load_profile
 
     assert sweep.client.get_run(sweep.parent).data.tags[NOTE].startswith("Sweep `sweep-main` of profile `smoke`.")
     _, prof = load_profile(ROOT / "params.yaml", "quick")

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from dml_core.sweep.profile import load_profile
-from dml_core.sweep.tuning import Budget, Distribution, TuneSettings, apply_values, tuning_config
-from dml_core.training.config import RayConfig
+from dml_experiment.profile import load_profile
+from dml_experiment.tuning.space import Budget, Distribution, TuneSettings, apply_values, tuning_config
+from dml_experiment.resources import RayConfig
 
 BASE = {
     "profiles": {
@@ -107,7 +107,7 @@ def test_final_trials_take_the_tuned_values():
 
 
 def test_the_chosen_trial_is_the_best_that_ran_the_whole_budget():
-    from dml_core.training.ray_tuning import TuningTrial, chosen
+    from dml_experiment.tuning.search import TuningTrial, chosen
 
     trials = [
         TuningTrial("m", 0, {"x": 0}, 0.5, 2, "finished"),
@@ -143,7 +143,7 @@ def ray_session():
     import cloudpickle
     import ray
 
-    from dml_core.training.ray_runner import init_ray
+    from dml_experiment.runner import init_ray
 
     # Workers cannot import this test module: its objective travels by value (Ray pickles
     # the trainable with its vendored cloudpickle).
@@ -157,7 +157,7 @@ def ray_session():
 
 
 def synthetic_search(seed: int, tmp_path):
-    from dml_core.training.ray_tuning import MethodSearch, chosen, run_tuning
+    from dml_experiment.tuning.search import MethodSearch, chosen, run_tuning
 
     settings = TuneSettings.model_validate({
         "seed": seed, "budget": {"trials": 12, "epochs": 2},
@@ -191,7 +191,7 @@ def test_tuning_never_reads_the_evaluation_classes(ray_session, tmp_path):
 
     from dml_core.data import prepare_dataset
     from dml_core.data.synthetic import write_fashion_mnist
-    from dml_core.training.ray_tuning import MethodSearch, run_tuning
+    from dml_experiment.tuning.search import MethodSearch, run_tuning
     from dml_core.training.trial import Trial
     from dml_core.training.config import TrialConfig
 

@@ -11,11 +11,11 @@ import pytest
 from scipy import stats
 from statsmodels.stats.power import TTestPower
 
-from dml_core.report.sanity import RAW, UNTRAINED, gate, reference_values
-from dml_core.report.verdict import (
+from dml_experiment.report.sanity import RAW, UNTRAINED, gate, reference_values
+from dml_experiment.report.verdict import (
     EQUIVALENT, HOLDS, NOT_SHOWN, NOT_TESTABLE, REVERSED, judge, judge_family, measure, minimum_detectable_effect,
 )
-from dml_core.sweep.profile import ComparisonConfig, Profile
+from dml_experiment.profile import ComparisonConfig, Profile
 
 REPLICATES = [(s, p) for s in (0, 1, 2) for p in (0, 1)]  # 3 seeds x 2 class partitions
 # Each replicate's own level: partitions differ a lot (another split of the classes), seeds a little.
@@ -117,7 +117,7 @@ def test_holm_steps_down_from_the_smallest_p():
 
 
 def test_a_comparison_whose_methods_lose_to_raw_pixels_is_not_testable_here(tmp_path):
-    from dml_core.report.build import build_report
+    from dml_experiment.report.build import build_report
 
     low = 0.02  # every learned arm of L is below the raw pixels' 0.05
     records = arms(0.05) + rows("c", LEVEL * 0 + low + 0.01 + NOISE) + rows("d", LEVEL * 0 + low + NOISE)

@@ -1,4 +1,4 @@
-"""Training: the trial as a plain function (no Ray here; see dml_core.training.ray_runner)."""
+"""Training: the trial as a plain function (no Ray here: the experiment package runs it on Ray)."""
 from .config import TrialConfig
 from .embed import embed, stratified_subset
 from .trial import Trial, TrialError, TrialResult, run_trial

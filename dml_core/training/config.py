@@ -153,19 +153,3 @@ class TrialConfig(Strict):
         if self.eval.distance:
             return self.eval.distance
         return "cosine" if self.distance == "cosine" else "euclidean"
-
-
-class RayConfig(Strict):
-    """Where and how the grid runs. Scale-out is configuration: `address` (or RAY_ADDRESS)
-    points at a cluster, `num_workers` > 1 trains each trial data-parallel through Ray
-    Train, `use_gpu` puts each worker on a GPU."""
-
-    address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray started for the sweep
-    num_cpus: int | None = Field(None, ge=1)  # local Ray only; default: all cores
-    num_workers: int = Field(1, ge=1)
-    use_gpu: bool = False
-    cpus_per_trial: float = Field(1.0, gt=0)  # a single-worker trial (its torch threads too)
-    cpus_per_worker: float | None = Field(None, gt=0)  # Ray Train workers; None: fit the machine
-    max_concurrent_trials: int | None = Field(None, ge=1)
-    max_failures: int = Field(1, ge=0)  # restarts of a crashed trial or worker group, from its checkpoint
-    storage_path: str | None = None  # absolute; None: <project>/ray_results

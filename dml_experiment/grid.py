@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..training.config import ComponentConfig, TrialConfig
-from ..training.identity import trial_id, trial_name  # noqa: F401  (re-exported)
+from dml_core.training.config import ComponentConfig, TrialConfig
+from dml_core.training.identity import trial_id, trial_name  # noqa: F401  (re-exported)
 
 
 def as_component(value: str | dict | ComponentConfig | None) -> ComponentConfig | None:

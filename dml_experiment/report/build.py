@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..provenance import git_commit, now_utc, write_atomic
-from ..sweep.record import as_rows
+from ..record import as_rows
 from .labels import LABELS, label
 from .published import PUBLISHED, published_table, ranking_agreement
 from .summary import comparison_table, markdown_table, mean_interval, summarize
@@ -117,7 +117,7 @@ def read_json(path: Path) -> Any:
 
 def versions_from_embeddings(profile, records: list[dict]) -> dict[str, str]:
     """The data version each trial recorded in its embeddings file, per dataset alias."""
-    from ..metrics import load_metadata
+    from dml_core.metrics import load_metadata
 
     out = {}
     for alias, rel in profile.datasets.items():
@@ -168,7 +168,7 @@ def split_summary(dataset_dir: Path | None) -> str:
     if dataset_dir is None:
         return ""
     try:
-        from ..data import read_card
+        from dml_core.data import read_card
 
         card = read_card(dataset_dir)
     except Exception:  # noqa: BLE001
@@ -207,7 +207,7 @@ def component_text(c) -> str:
 def loss_distance(m) -> str:
     """The distance the method's loss really uses: its own option, the method's, or the
     loss's default (triplet's is squared Euclidean, contrastive's Euclidean)."""
-    from ..losses import LOSSES
+    from dml_core.losses import LOSSES
 
     if "distance" in m.loss.options:
         return str(m.loss.options["distance"])
@@ -220,7 +220,7 @@ def loss_distance(m) -> str:
 def ran_with(m, records: list[dict], name: str):
     """The method as its final runs ran: the loss, miner and learning rate of its first
     finished record (tuned values, where the sweep tuned), else as the profile writes it."""
-    from ..training.config import ComponentConfig
+    from dml_core.training.config import ComponentConfig
 
     cfg = next((r.get("config") for r in records if r.get("method") == name and r.get("status") == "finished" and r.get("config")), None)
     if not cfg or "loss" not in cfg:  # a record without its trial config: as the profile writes it
@@ -343,9 +343,9 @@ def best_learned(profile, comp, records: list[dict]) -> tuple[str | None, dict |
 
 def trial_eval_data(record: dict):
     """(embeddings, dataset, rows, eval labels, class names) of a trial's final eval embeddings."""
-    from ..data import PreparedDataset
-    from ..metrics import load_embeddings
-    from ..training.embed import stratified_subset
+    from dml_core.data import PreparedDataset
+    from dml_core.metrics import load_embeddings
+    from dml_core.training.embed import stratified_subset
 
     cfg = record.get("config") or {}
     emb, labels = load_embeddings(resolve_path(record["embeddings_path"]))

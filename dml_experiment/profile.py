@@ -17,18 +17,19 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..training.config import (
+from dml_core.training.config import (
     ComponentConfig,
     EvalConfig,
     ModelConfig,
     OptimizerConfig,
-    RayConfig,
     SamplerConfig,
     TrainConfig,
     TrialConfig,
 )
+
 from .grid import GridConfig, as_component, expand_grid
-from .tuning import TuneSettings, apply_values
+from .resources import RayConfig
+from .tuning.space import TuneSettings, apply_values
 
 
 class Strict(BaseModel):
@@ -58,7 +59,7 @@ class MethodConfig(Strict):
         return data
 
 
-# C9's fixed metrics on raw inputs (dml_core.report.baselines): claim names besides methods.
+# C9's fixed metrics on raw inputs (dml_experiment.report.baselines): claim names besides methods.
 BASELINE_METHODS = ("raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened")
 
 
@@ -77,7 +78,7 @@ class ComparisonConfig(Strict):
     margin: float = Field(0.01, gt=0)
     secondary: list[str] = Field(default_factory=list)  # metrics reported beside it, never judged
     baselines: bool = False  # C9: also score fixed metrics on raw inputs
-    # The claims the verdicts test (dml_core.report.verdict), each "A > B" (A beats B), "A < B",
+    # The claims the verdicts test (dml_experiment.report.verdict), each "A > B" (A beats B), "A < B",
     # "A != B" (they differ) or "A ~ B" (equivalent within ±margin); A and B are methods of the
     # comparison (or, with baselines, raw_euclidean, raw_cosine, raw_mahalanobis, raw_pca_whitened).
     expect: list[str] = Field(default_factory=list)
@@ -184,7 +185,7 @@ class Profile(Strict):
         """(method name, trial) for every method x seed, then the grid; duplicates once.
         `values` maps a method to its tuned options."""
         out, seen = [], set()
-        from ..training.identity import trial_id
+        from dml_core.training.identity import trial_id
 
         for name in self.methods:
             for t in self.method_trials(name, (values or {}).get(name)):

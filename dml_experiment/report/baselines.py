@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..sweep.record import TrialRecord
+from ..record import TrialRecord
 
 BASELINES = {
     "raw_euclidean": "raw pixels, Euclidean distance",
@@ -44,8 +44,8 @@ def raw_pixels(dataset, rows: np.ndarray, batch: int = 5000) -> np.ndarray:
 
 def eval_rows(dataset_dir: str | Path, max_items: int | None, split: str = "eval"):
     """(dataset, rows) of the split, the rows every trial of a sweep is scored on."""
-    from ..data import PreparedDataset
-    from ..training.embed import stratified_subset
+    from dml_core.data import PreparedDataset
+    from dml_core.training.embed import stratified_subset
 
     ds = PreparedDataset(dataset_dir, split)
     return ds, stratified_subset(ds.labels, max_items, seed=0)
@@ -67,7 +67,7 @@ def pca_whitener(train: np.ndarray, components: int = 64, eps: float = 1e-8):
 def baseline_vectors(dataset_dir: str | Path, max_items: int | None, *, fit_items: int = 10_000, pca_components: int = 64):
     """{name: (vectors [n, d] float32, distance)} of the four baselines on the eval rows,
     and the eval labels [n]."""
-    from ..distances import build_distance
+    from dml_core.distances import build_distance
 
     ev, rows = eval_rows(dataset_dir, max_items)
     x = raw_pixels(ev, rows)
@@ -90,7 +90,7 @@ def baseline_vectors(dataset_dir: str | Path, max_items: int | None, *, fit_item
 def raw_baselines(dataset_dir: str | Path, max_items: int | None, ks=(1, 2, 4, 8), *, fit_items: int = 10_000,
                   pca_components: int = 64, nmi: bool = True) -> list[dict]:
     """The four C9 baselines as results.json-shaped records (seed None, no history)."""
-    from ..metrics import evaluate
+    from dml_core.metrics import evaluate
 
     started = time.perf_counter()
 

@@ -1,4 +1,4 @@
-"""Sweep reports: summaries over seeds, verdicts of the claims, plots, the C9 baselines."""
+"""Sweep reports: summaries over replicates, verdicts of the claims, plots, the C9 baselines."""
 from .build import build_report, verdict_table
 from .summary import HEADLINE, Summary, by_method, markdown_table, mean_interval, summarize
 

@@ -27,10 +27,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .config import RayConfig, TrialConfig
-from .identity import trial_id as make_id
-from .identity import trial_name
-from .trial import Trial, TrialError
+from dml_core.training.config import TrialConfig
+
+from .resources import DRIVER_CPU, RayConfig, plan_resources
+from dml_core.training.identity import trial_id as make_id
+from dml_core.training.identity import trial_name
+from dml_core.training.trial import Trial, TrialError
 
 FAILED = "failed"
 FINISHED = "finished"
@@ -78,47 +80,6 @@ def init_ray(cfg: RayConfig) -> None:
     )
 
 
-@dataclass
-class Plan:
-    """Resources of one trial and how many run at once."""
-
-    trial_resources: dict[str, float]
-    cpus_per_worker: float
-    max_concurrent: int
-    threads: int
-
-
-def plan_resources(cfg: RayConfig, cluster: dict[str, float], trials: int) -> Plan:
-    """The resource arithmetic, checked before any trial starts (an impossible request would
-    otherwise leave Train's controller retrying forever)."""
-    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
-    if cfg.use_gpu and gpus < cfg.num_workers:
-        raise ValueError(
-            f"ray.use_gpu with ray.num_workers={cfg.num_workers} needs {cfg.num_workers} GPUs; the cluster has {gpus:g}"
-        )
-    if cfg.num_workers == 1:
-        need = cfg.cpus_per_trial
-        if need > cpus:
-            raise ValueError(f"ray.cpus_per_trial={need:g} is more than the cluster's {cpus:g} CPUs")
-        fit = max(1, int(cpus // need))
-        conc = min(cfg.max_concurrent_trials or fit, fit, max(trials, 1))
-        res = {"cpu": need, "gpu": 1.0} if cfg.use_gpu else {"cpu": need}
-        return Plan(res, need, conc, max(1, int(need)))
-    conc = cfg.max_concurrent_trials or 1
-    per_worker = cfg.cpus_per_worker
-    if per_worker is None:
-        # Share what the drivers leave, in steps of 0.05 CPU, at most one CPU a worker.
-        per_worker = min(1.0, math.floor((cpus - DRIVER_CPU * conc) / (cfg.num_workers * conc) * 20) / 20)
-    need = DRIVER_CPU + cfg.num_workers * per_worker
-    if per_worker <= 0 or need * conc > cpus + 1e-9:
-        raise ValueError(
-            f"ray.num_workers={cfg.num_workers} x {per_worker:g} CPU (+{DRIVER_CPU} for the driver) x "
-            f"{conc} concurrent trials needs {need * conc:.2f} CPUs; the cluster has {cpus:g}. "
-            "Lower ray.num_workers, ray.cpus_per_worker or ray.max_concurrent_trials, or set RAY_ADDRESS to a cluster"
-        )
-    return Plan({"cpu": DRIVER_CPU}, per_worker, conc, max(1, int(per_worker)))
-
-
 # -- checkpoints --------------------------------------------------------------------------------
 def save_state(directory: str, state: dict) -> None:
     torch.save(state, os.path.join(directory, "state.pt"))
@@ -137,7 +98,7 @@ def flat_metrics(row: dict) -> dict[str, float]:
 
 @functools.lru_cache(maxsize=8)
 def data_version_of(path: str) -> str:
-    from ..data import data_version
+    from dml_core.data import data_version
 
     return data_version(path)
 
@@ -162,7 +123,7 @@ def eval_rows(trial: Trial) -> np.ndarray:
 
 
 def write_embeddings(trial: Trial, artifacts: str, trial_id: str) -> str:
-    from ..metrics import save_embeddings
+    from dml_core.metrics import save_embeddings
 
     metrics, emb = trial.final
     rows = eval_rows(trial)

@@ -6,7 +6,7 @@ budget on validation classes. So a profile states, per method, a search space ov
 options of its loss and miner (``loss.margin``, ``miner.margin``, ``loss.temperature``, ...)
 plus a space shared by every method (e.g. ``optimizer.lr``), and one budget: the number of
 tuning trials and the training steps of each. Validation refuses a method whose budget
-differs from the others'. No Ray here: dml_core.training.ray_tuning runs the search.
+differs from the others'. No Ray here: dml_experiment.tuning.search runs the search.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..losses import LOSSES
-from ..miners import MINERS
+from dml_core.losses import LOSSES
+from dml_core.miners import MINERS
 
 
 class Strict(BaseModel):

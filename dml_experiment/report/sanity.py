@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..sweep.record import TrialRecord
+from ..record import TrialRecord
 from .verdict import NOT_TESTABLE, ClaimVerdict
 
 RAW, UNTRAINED = "raw_pixels", "untrained"
@@ -46,7 +46,7 @@ def reference_records(config, seeds: list[int]) -> list[dict]:
     """
     import torch
 
-    from ..training.trial import Trial
+    from dml_core.training.trial import Trial
 
     config = reference_config(config)
     out = []

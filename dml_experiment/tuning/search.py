@@ -26,10 +26,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from ..sweep.tuning import Distribution, TuneSettings, tuning_config
-from .config import RayConfig, TrialConfig
-from .ray_runner import FAILED, FINISHED, _failure_report, flat_metrics, init_ray, plan_resources, trial_error
-from .trial import Trial, TrialError
+from dml_core.training.config import TrialConfig
+
+from ..resources import RayConfig, plan_resources
+from ..runner import FAILED, FINISHED, _failure_report, flat_metrics, init_ray, trial_error
+from .space import Distribution, TuneSettings, tuning_config
+from dml_core.training.trial import Trial, TrialError
 
 SCORE = "score"  # what a tuning trial reports: the validation metric after each epoch
 
