@@ -343,7 +343,8 @@ def grid_benchmark(dataset: str, n: int, epochs: int, batches: int, repeats: int
 
     from dml_core.training import run_trial
     from dml_experiment.resources import RayConfig
-    from dml_experiment.runner import FINISHED, init_ray, run_grid
+    from dml_experiment.record import FINISHED
+    from dml_experiment.runner import init_ray, run_grid
 
     load = lambda: " ".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
     torch.set_num_threads(1)
@@ -376,7 +377,7 @@ def grid_benchmark(dataset: str, n: int, epochs: int, batches: int, repeats: int
         ends = []  # (when, seconds inside the trainable), in the order the trials ended
         with CpuMeter() as meter:
             t0 = time.perf_counter()
-            outs = run_grid(cfgs, ray_cfg, name=f"grid{rep}", storage_path=storage, progress=False,
+            outs = run_grid([("grid", c) for c in cfgs], ray_cfg, name=f"grid{rep}", storage_path=storage, progress=False,
                             on_trial_end=lambda o: ends.append((time.perf_counter(), o.seconds)))
             total = time.perf_counter() - t0
         cpu = meter.seconds
@@ -474,7 +475,8 @@ def main() -> None:
 
     from dml_core.training import run_trial
     from dml_experiment.resources import RayConfig
-    from dml_experiment.runner import FINISHED, init_ray, run_grid
+    from dml_experiment.record import FINISHED
+    from dml_experiment.runner import init_ray, run_grid
 
     storage = tempfile.mkdtemp(prefix="dml-bench-")
     t_init, _ = timed(lambda: init_ray(RayConfig(num_cpus=2)))
@@ -489,11 +491,11 @@ def main() -> None:
         cfg1 = trial(args.dataset, batch, args.epochs, batches, threads=None)
         t_local, _ = timed(lambda: run_trial(cfg2))
         add(f"B={batch} in-process (2 threads)", t_local, t_local)
-        t_tune, out = timed(lambda: run_grid([cfg1], RayConfig(cpus_per_trial=2), name=f"tune{batch}", storage_path=storage, progress=False)[0])
+        t_tune, out = timed(lambda: run_grid([("tune", cfg1)], RayConfig(cpus_per_trial=2), name=f"tune{batch}", storage_path=storage, progress=False)[0])
         add(f"B={batch} Ray Tune, 1 worker", t_tune, t_local, out)
         # Each worker takes half the batch: the global batch (what is mined) stays the same.
         half = trial(args.dataset, batch // 2, args.epochs, batches, threads=None)
-        t_train, out = timed(lambda: run_grid([half], RayConfig(num_workers=2), name=f"train{batch}", storage_path=storage, progress=False)[0])
+        t_train, out = timed(lambda: run_grid([("train", half)], RayConfig(num_workers=2), name=f"train{batch}", storage_path=storage, progress=False)[0])
         add(f"B={batch} Ray Tune + Train, 2 workers", t_train, t_local, out)
     ray.shutdown()
     print(f"Ray start-up (once per sweep, not in the rows): {t_init:.1f} s")

@@ -20,7 +20,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,29 +28,11 @@ import torch
 
 from dml_core.training.config import TrialConfig
 
+from .record import FAILED, FINISHED, TrialRecord
 from .resources import DRIVER_CPU, RayConfig, plan_resources
 from dml_core.training.identity import trial_id as make_id
 from dml_core.training.identity import trial_name
 from dml_core.training.trial import Trial, TrialError
-
-FAILED = "failed"
-FINISHED = "finished"
-DRIVER_CPU = 0.05  # the Tune trial that only drives a Train run reserves almost nothing
-
-
-@dataclass
-class TrialOutcome:
-    trial_id: str
-    name: str
-    config: TrialConfig
-    status: str
-    error: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
-    embeddings_path: str | None = None
-    model_path: str | None = None  # the final state_dict (torch.save) beside the embeddings
-    seconds: float = 0.0
-
 
 # -- Ray lifecycle ------------------------------------------------------------------------------
 def init_ray(cfg: RayConfig) -> None:
@@ -139,7 +120,8 @@ def write_embeddings(trial: Trial, artifacts: str, trial_id: str) -> str:
 
 
 # -- trial functions (run inside Ray) -----------------------------------------------------------
-def _failure_report(error: Exception) -> dict:
+def failure_report(error: Exception) -> dict:
+    """What a trial that failed for good reports to Tune: its status and the error."""
     return {"status": FAILED, "error": f"{type(error).__name__}: {error}"[:2000]}
 
 
@@ -153,7 +135,7 @@ def tune_trial(config: dict) -> None:
     try:
         trial = Trial(cfg, resume=load_state(tune.get_checkpoint()))
     except (TrialError, ValueError) as e:
-        tune.report(_failure_report(e))
+        tune.report(failure_report(e))
         return
 
     def on_epoch(row: dict, t: Trial, epoch: int) -> None:
@@ -168,7 +150,7 @@ def tune_trial(config: dict) -> None:
     try:
         trial.run(on_epoch)
     except TrialError as e:
-        tune.report(_failure_report(e))
+        tune.report(failure_report(e))
 
 
 def train_worker(params: dict) -> None:
@@ -222,7 +204,7 @@ def train_driver(config: dict) -> None:
     try:
         trainer.fit()
     except Exception as e:  # WorkerGroupError / ControllerError: the trial failed for good
-        tune.report(_failure_report(e))
+        tune.report(failure_report(e))
 
 
 # -- the grid -----------------------------------------------------------------------------------
@@ -274,8 +256,9 @@ def trial_error(trial) -> str:
     return (str(text).strip().splitlines()[-1] if text else "the trial's process failed")[:2000]
 
 
-def outcome_from(rows: list[dict], error: str | None, cfg: TrialConfig, trial_id: str) -> TrialOutcome:
-    """The outcome of a trial from the results it reported (in order) and its process error."""
+def outcome_from(rows: list[dict], error: str | None, method: str, cfg: TrialConfig, trial_id: str) -> TrialRecord:
+    """The record of a trial of `method` from the results it reported (in order) and its
+    process error."""
     rows = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in rows]
     last = rows[-1] if rows else {}
     if error is not None:
@@ -288,21 +271,25 @@ def outcome_from(rows: list[dict], error: str | None, cfg: TrialConfig, trial_id
         status, error = FAILED, "the trial ended without reporting its final epoch"
     history = [{k: v for k, v in r.items() if k == "epoch" or "/" in k} for r in rows if "epoch" in r]
     metrics = {k[len("eval/"):]: v for k, v in last.items() if k.startswith("eval/")} if status == FINISHED else {}
-    return TrialOutcome(
-        trial_id=trial_id, name=trial_name(cfg), config=cfg, status=status, error=error, history=history,
-        metrics=metrics, embeddings_path=last.get("embeddings_path"),
-        model_path=str(Path(last["embeddings_path"]).with_name("model.pt")) if last.get("embeddings_path") else None,
-        seconds=float(last.get("time_total_s", 0.0)),
-    )
+    embeddings = last.get("embeddings_path")
+    return record_of(method, cfg, trial_id, status, error=error, history=history, metrics=metrics,
+                     embeddings_path=embeddings, model_path=str(Path(embeddings).with_name("model.pt")) if embeddings else None,
+                     seconds=float(last.get("time_total_s", 0.0)))
 
 
-def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storage_path: str | None = None, progress: bool = True,
-             on_trial_end: Callable[[TrialOutcome], None] | None = None) -> list[TrialOutcome]:
-    """Run every trial on Ray Tune (each through Ray Train when ray.num_workers > 1); one
-    outcome per trial, in the order given, failed trials included with their error.
+def record_of(method: str, cfg: TrialConfig, trial_id: str, status: str, **fields) -> TrialRecord:
+    """A TrialRecord of one trial of the grid; replicates pair across arms by (seed, partition)."""
+    return TrialRecord(trial_id=trial_id, name=trial_name(cfg), method=method, seed=cfg.seed, partition=cfg.partition,
+                       status=status, config=cfg.model_dump(mode="json"), **fields)
+
+
+def run_grid(trials: list[tuple[str, TrialConfig]], ray_cfg: RayConfig, *, name: str, storage_path: str | None = None,
+             progress: bool = True, on_trial_end: Callable[[TrialRecord], None] | None = None) -> list[TrialRecord]:
+    """Run every (method, trial) on Ray Tune (each through Ray Train when ray.num_workers > 1);
+    one record per trial, in the order given, failed trials included with their error.
 
     One Tune run holds the whole grid: a trial starts as soon as a core is free, and
-    ``on_trial_end(outcome)`` runs in this process as each trial ends (the flow records it
+    ``on_trial_end(record)`` runs in this process as each trial ends (the flow records it
     in MLflow there), not when a group of trials does. Single-worker trials reuse their Ray
     actors, so torch, FAISS and the data stay loaded from one trial to the next."""
     import ray
@@ -313,7 +300,8 @@ def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storag
     init_ray(ray_cfg)
     plan = plan_resources(ray_cfg, ray.cluster_resources(), len(trials))
     # Ray runs each trial in its own directory: a relative dataset path means the driver's.
-    trials = [t if os.path.isabs(t.dataset) else t.model_copy(update={"dataset": os.path.abspath(t.dataset)}) for t in trials]
+    methods = [m for m, _ in trials]
+    trials = [t if os.path.isabs(t.dataset) else t.model_copy(update={"dataset": os.path.abspath(t.dataset)}) for _, t in trials]
     ids = [make_id(t) for t in trials]
     if len(set(ids)) != len(ids):
         raise ValueError("the grid holds the same trial twice (equal configs); remove the duplicate")
@@ -323,9 +311,10 @@ def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storag
     }
     space = [{**base, "trial": t.model_dump(mode="json"), "trial_id": i} for t, i in zip(trials, ids)]
     config_of = dict(zip(ids, trials))
+    method_of = dict(zip(ids, methods))
     fn = tune_trial if ray_cfg.num_workers == 1 else train_driver
     rows: dict[str, list[dict]] = {}
-    outcomes: dict[str, TrialOutcome] = {}
+    outcomes: dict[str, TrialRecord] = {}
 
     class Record(Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -339,7 +328,7 @@ def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storag
 
         def ended(self, trial, error):
             tid = trial.config["params"]["trial_id"]
-            outcomes[tid] = outcome_from(rows.pop(trial.trial_id, []), error, config_of[tid], tid)
+            outcomes[tid] = outcome_from(rows.pop(trial.trial_id, []), error, method_of[tid], config_of[tid], tid)
             if on_trial_end is not None:
                 on_trial_end(outcomes[tid])
 
@@ -357,5 +346,5 @@ def run_grid(trials: list[TrialConfig], ray_cfg: RayConfig, *, name: str, storag
         ),
     )
     tuner.fit()
-    return [outcomes.get(tid) or TrialOutcome(tid, trial_name(cfg), cfg, FAILED, "Tune returned no result for this trial")
-            for cfg, tid in zip(trials, ids)]
+    return [outcomes.get(tid) or record_of(m, cfg, tid, FAILED, error="Tune returned no result for this trial")
+            for m, cfg, tid in zip(methods, trials, ids)]

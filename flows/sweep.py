@@ -27,7 +27,7 @@ from prefect.states import Failed
 from dml_experiment.report import markdown_table
 from dml_experiment.provenance import git_commit, now_utc, write_atomic
 from dml_experiment.profile import Profile, load_profile
-from dml_experiment.record import TrialRecord, as_rows
+from dml_experiment.record import FINISHED, TrialRecord, as_rows
 from flows.errors import SweepFailed
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -100,17 +100,17 @@ def tune(profile: Profile, name: str, tracker, out_dir: Path) -> tuple[dict[str,
     results = run_tuning(searches, settings, profile.ray, name=f"{name}-tune", storage_path=str(storage),
                          on_trial_end=runs.log_trial)
     values = {}
-    for m, trials in results.items():
-        chosen = runs.close(m, trials)
-        if chosen is None:
+    for m, result in results.items():
+        runs.close(result)
+        if result.chosen is None:
             # Not fatal: the method's final runs use the options written in the profile, and
             # the report's tuning table says no trial scored.
-            first = next((t.error for t in trials if t.error), "no error recorded")
-            logger.warning(f"tuning of method {m!r}: none of its {len(trials)} trials scored ({first}); "
+            first = next((t.error for t in result.trials if t.error), "no error recorded")
+            logger.warning(f"tuning of method {m!r}: none of its {len(result.trials)} trials scored ({first}); "
                            "its final runs use the options written in the profile")
             continue
-        values[m] = settings.with_ties(m, chosen)
-        logger.info(f"tuned {m}: {chosen}")
+        values[m] = settings.with_ties(m, result.values)
+        logger.info(f"tuned {m}: {result.values}")
     # A resumed sweep that ran no tuning trial keeps the time the one that did measured.
     from dml_experiment.report.tuning import read_tuning
 
@@ -121,13 +121,13 @@ def tune(profile: Profile, name: str, tracker, out_dir: Path) -> tuple[dict[str,
 
 @task(name="train-final")
 def run_on_ray(trials, profile: Profile, name: str, record=None):
-    """The final runs (each method's tuned config x seeds) in one Tune run: a trial starts
-    when a core is free and `record(outcome)` runs as it ends."""
+    """The final runs (each method's tuned config x replicates) in one Tune run: a trial
+    starts when a core is free and `record(trial_record)` runs as it ends."""
     from dml_experiment.runner import run_grid
 
     storage = project_path(profile.ray.storage_path or "ray_results")
     # A fresh Tune experiment name per attempt: Tune refuses to reuse a finished one.
-    return run_grid([t for _, t in trials], profile.ray, name=f"{name}-{int(time.time())}", storage_path=str(storage),
+    return run_grid(trials, profile.ray, name=f"{name}-{int(time.time())}", storage_path=str(storage),
                     on_trial_end=record)
 
 
@@ -140,8 +140,8 @@ def remaining(trials, tracker, force: bool):
 
 
 @task(name="track-trial", retries=2, retry_delay_seconds=2)
-def track(tracker, outcome, tags: dict[str, str], run_name: str) -> str:
-    return tracker.log_trial(outcome, tags=tags, run_name=run_name)
+def track(tracker, record: TrialRecord, tags: dict[str, str], run_name: str) -> str:
+    return tracker.log_trial(record, tags=tags, run_name=run_name)
 
 
 def failure_summary(records: list[dict]) -> str | None:
@@ -174,6 +174,39 @@ def write_report(out_dir: Path, name: str, profile_name: str, profile: Profile, 
     return write_sweep_report(out_dir, name, profile_name, profile, records, versions, seconds)
 
 
+def final_runs(prof: Profile, name: str, tracker, trials, force: bool, versions: dict, tuning_runs: dict) -> tuple[list[TrialRecord], list, dict]:
+    """Run the final trials not yet finished in MLflow, each recorded there as it ends;
+    returns (the new records, the trials run, {trial_id: run_id} of those finished before)."""
+    from flows.tracking import dataset_partitions, trial_run_names
+
+    logger = get_run_logger()
+    run_name_of = trial_run_names(trials, dataset_partitions({t.dataset for _, t in trials}))
+    todo, done = remaining(trials, tracker, force)
+    logger.info(f"sweep {name}: {len(trials)} final trials, {len(trials) - len(todo)} already finished, {len(todo)} to run")
+    version_of = {str(project_path(p)): versions[alias] for alias, p in prof.datasets.items()}
+    records: list[TrialRecord] = []
+
+    def record(r: TrialRecord) -> None:
+        records.append(r)
+        tags = {"dml.method": r.method, "dml.data_version": version_of.get(r.config["dataset"], "")}
+        if r.method in tuning_runs:
+            tags["dml.tuning_run"] = tuning_runs[r.method]
+        track(tracker, r, tags, run_name_of[r.trial_id])
+
+    if todo:
+        run_on_ray(todo, prof, name, record)
+    logger.info(f"sweep {name}: {len(done) + len(records)}/{len(trials)} trials recorded")
+    return records, todo, done
+
+
+def write_sweep_meta(out_dir: Path, meta: dict[str, Any], ran: bool) -> None:
+    """sweep.json says when, on which commit and in how long the results were computed. A
+    call that ran no trial (all resumed) keeps the one of the run that did, and its report
+    says so, not that these results are from now."""
+    if ran or not (out_dir / "sweep.json").is_file():
+        write_atomic(out_dir / "sweep.json", json.dumps({**meta, "date": now_utc(), "commit": git_commit(PROJECT_DIR)}, indent=1))
+
+
 @flow(name="dml-sweep", log_prints=True)
 def dml_sweep(
     profile: str = "quick",
@@ -192,9 +225,6 @@ def dml_sweep(
     versions = prepare_data(params_path, prof)
     out_dir = project_path(report_dir) if report_dir else PROJECT_DIR / "reports" / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    from dml_core.training.identity import trial_id
-    from flows.tracking import dataset_partitions, trial_run_names
-
     tracker = SweepTracker(
         prof.mlflow.experiment, name, profile_name, prof.model_dump(mode="json"),
         uri=tracking_uri(PROJECT_DIR), tags={"dml.data_version." + k: v for k, v in versions.items()},
@@ -203,49 +233,20 @@ def dml_sweep(
         tracker.mark_interrupted()
         values, tuning_runs = tune(prof, name, tracker, out_dir) if prof.tune is not None else ({}, {})
         trials = expand(prof, values)
-        method_of = {trial_id(t): method for method, t in trials}
-        partition_of = dataset_partitions({t.dataset for _, t in trials})
-        run_name_of = trial_run_names(trials, partition_of)
-        todo, done = remaining(trials, tracker, force)
-        logger.info(f"sweep {name}: {len(trials)} final trials, {len(done.keys() & method_of.keys())} "
-                    f"already finished, {len(todo)} to run")
-        version_of = {str(project_path(p)): versions[alias] for alias, p in prof.datasets.items()}
-
-        outcomes = []
-
-        def record(o) -> None:
-            outcomes.append(o)
-            method = method_of[o.trial_id]
-            tags = {"dml.method": method, "dml.data_version": version_of.get(o.config.dataset, "")}
-            if method in tuning_runs:
-                tags["dml.tuning_run"] = tuning_runs[method]
-            track(tracker, o, tags, run_name_of[o.trial_id])
-
-        if todo:
-            run_on_ray(todo, prof, name, record)
-        logger.info(f"sweep {name}: {len(done) + len(outcomes)}/{len(trials)} trials recorded")
-        records = previous_records(out_dir, set(done))
-        # Replicates pair across arms by (seed, partition): the trial's class partition.
-        records += [TrialRecord.from_outcome(o, method_of[o.trial_id], o.config.partition).row() for o in outcomes]
-        finished = [o for o in outcomes if o.status == "finished"]
+        new, todo, done = final_runs(prof, name, tracker, trials, force, versions, tuning_runs)
+        records = previous_records(out_dir, set(done)) + [r.row() for r in new]
+        finished = [r for r in new if r.status == FINISHED]
         if finished:
-            best = max(finished, key=lambda o: o.metrics.get("map@r", 0.0))
-            tracker.log_best_model(best, prof.mlflow.registered_model)
-        # sweep.json says when, on which commit and in how long the results were computed. A
-        # call that ran no trial (all resumed) keeps the one of the run that did, and its
-        # report says so, not that these results are from now.
+            tracker.log_best_model(max(finished, key=lambda r: r.metrics.get("map@r", 0.0)), prof.mlflow.registered_model)
         seconds = round(time.perf_counter() - started, 1) if todo else None
-        if todo or not (out_dir / "sweep.json").is_file():
-            meta = {"sweep": name, "profile": profile_name, "overrides": overrides or {}, "params": params_path,
-                    "versions": versions, "seconds": seconds, "date": now_utc(), "commit": git_commit(PROJECT_DIR),
-                    "trials": len(trials), "trials_run": len(todo), "mlflow_parent": tracker.parent_url()}
-            write_atomic(out_dir / "sweep.json", json.dumps(meta, indent=1))
+        write_sweep_meta(out_dir, {"sweep": name, "profile": profile_name, "overrides": overrides or {}, "params": params_path,
+                                   "versions": versions, "seconds": seconds, "trials": len(trials), "trials_run": len(todo),
+                                   "mlflow_parent": tracker.parent_url()}, bool(todo))
         report = write_report(out_dir, name, profile_name, prof, records, versions, seconds or 0.0)
         tracker.log_report(report.parent)
         create_markdown_artifact(key="dml-sweep-results", markdown=markdown_table(records), description=f"sweep {name}")
         create_link_artifact(key="dml-sweep-mlflow", link=tracker.parent_url(), description="the sweep's MLflow parent run")
-        failed = [r for r in records if r["status"] != "finished"]
-        logger.info(f"report: {report}; {len(failed)} failed trial(s)")
+        logger.info(f"report: {report}; {sum(r['status'] != FINISHED for r in records)} failed trial(s)")
         summary = failure_summary(records)
         if summary:
             tracker.fail(summary)

@@ -4,8 +4,8 @@
                            uri=tracking_uri(PROJECT_DIR), tags={"dml.data_version": "..."})
     with tracker:                        # start() ... finish(); an exception ends it FAILED
         done = tracker.finished_trials() # {trial_id: run_id}: skip these on resume
-        for outcome in outcomes:
-            tracker.log_trial(outcome)
+        for record in records:         # TrialRecord, as the runner returns them
+            tracker.log_trial(record)
         tracker.log_best_model(best, "dml-embedder")
         tracker.log_report(report_dir)
 
@@ -29,7 +29,7 @@ MLflow 3.17 accepts metric and param names of alphanumerics, ``_``, ``-``, ``.``
   ``_``; repeated ``/`` collapse and leading or trailing ``/`` are dropped.
 
 A trial's history rows are logged with ``step=epoch`` under their mapped names; its final
-eval metrics (``outcome.metrics``) under the bare mapped names (``recall_at_1``, ``map_at_r``,
+eval metrics (``record.metrics``) under the bare mapped names (``recall_at_1``, ``map_at_r``,
 ``nmi``, ...) at the last epoch's step, plus ``trial_seconds``. The parent run gets the best
 trial's final metrics as ``best/<name>`` when :meth:`SweepTracker.log_best_model` runs.
 """
@@ -52,6 +52,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from dml_experiment.provenance import git_state
+from dml_experiment.record import FINISHED
 from dml_experiment.report.trial_plots import embedding_figure, recall_figure
 from dml_core.training.saved import example_batch, rebuild_model
 
@@ -357,7 +358,7 @@ class SweepTracker:
             run = self.client.create_run(self.experiment_id, tags=tags, run_name=self.sweep_name)
             self.parent_run_id = run.info.run_id
         # Tags are re-set on resume: the code (commit, versions) running now is what they say.
-        self._log_batch(self.parent_run_id, tags=tags)
+        self.log_batch(self.parent_run_id, tags=tags)
         self._log_config(previous)
         self.mark_interrupted()
         return self.parent_run_id
@@ -378,7 +379,7 @@ class SweepTracker:
         """Set every run of this sweep still RUNNING (the parent or trials of a killed earlier
         process) to KILLED, except this tracker's open parent run. Returns their ids."""
         self._ensure_experiment()
-        runs = self._search(f"tags.`{SWEEP}` = '{self.sweep_name}' AND attributes.status = 'RUNNING'")
+        runs = self.search_runs(f"tags.`{SWEEP}` = '{self.sweep_name}' AND attributes.status = 'RUNNING'")
         killed = []
         for run in runs:
             if run.info.run_id == self.parent_run_id:
@@ -394,63 +395,63 @@ class SweepTracker:
         """{trial_id: run_id} of this sweep's child runs that FINISHED (the latest per trial):
         a resumed sweep skips these trials."""
         self._require_started()
-        runs = self._search(
+        runs = self.search_runs(
             f"tags.`{PARENT}` = '{self.parent_run_id}' AND attributes.status = 'FINISHED'",
             order_by=["attributes.start_time ASC"],
         )
         return {r.data.tags[TRIAL_ID]: r.info.run_id for r in runs if TRIAL_ID in r.data.tags}
 
     # -- trials --------------------------------------------------------------------------------
-    def log_trial(self, outcome, tags: dict[str, Any] | None = None, run_name: str | None = None) -> str:
-        """Record one TrialOutcome as a child run named `run_name` (default: the trial's
+    def log_trial(self, record, tags: dict[str, Any] | None = None, run_name: str | None = None) -> str:
+        """Record one TrialRecord as a child run named `run_name` (default: the trial's
         name; a sweep passes :func:`trial_run_names`'s); returns its run id. A failed trial
         ends FAILED with its error in ``dml.error``. If logging itself fails, the child run is
         ended FAILED before the error propagates (a retry then opens a new one)."""
         self._require_started()
-        start = now_ms() - int(max(outcome.seconds, 0.0) * 1000)
+        start = now_ms() - int(max(record.seconds, 0.0) * 1000)
         run = self.client.create_run(
-            self.experiment_id, start_time=start, tags=self._trial_tags(outcome, tags), run_name=run_name or outcome.name
+            self.experiment_id, start_time=start, tags=self._trial_tags(record, tags), run_name=run_name or record.name
         )
         run_id = run.info.run_id
         try:
-            self._log_trial_data(run_id, outcome)
+            self._log_trial_data(run_id, record)
         except BaseException as e:
             self._safe(lambda: self.client.set_tag(run_id, ERROR, tag_value(f"tracking failed: {type(e).__name__}: {e}")))
             self._safe(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED)))
             raise
-        status = RunStatus.FINISHED if outcome.status == "finished" else RunStatus.FAILED
+        status = RunStatus.FINISHED if record.status == FINISHED else RunStatus.FAILED
         self.client.set_terminated(run_id, RunStatus.to_string(status))
         return run_id
 
-    def _trial_tags(self, outcome, extra: dict[str, Any] | None) -> dict[str, str]:
-        cfg = outcome.config
+    def _trial_tags(self, record, extra: dict[str, Any] | None) -> dict[str, str]:
+        cfg = record.trial_config
         method = "-".join(p for p in (cfg.loss.name, cfg.miner.name if cfg.miner else None, cfg.distance) if p)
         tags = {
             PARENT: self.parent_run_id, SWEEP: self.sweep_name, ROLE: "trial", "dml.profile": self.profile,
-            TRIAL_ID: outcome.trial_id, "dml.seed": cfg.seed, "dml.method": method, "dml.loss": cfg.loss.name,
+            TRIAL_ID: record.trial_id, "dml.seed": cfg.seed, "dml.method": method, "dml.loss": cfg.loss.name,
             "dml.miner": cfg.miner.name if cfg.miner else "none", "dml.distance": cfg.distance or "default",
-            "dml.model": cfg.model.name, "dml.dataset": cfg.dataset, "dml.trial_status": outcome.status,
+            "dml.model": cfg.model.name, "dml.dataset": cfg.dataset, "dml.trial_status": record.status,
         }
         tags.update(self._git_tags())
         tags.update({k: v for k, v in self.tags.items() if k == "dml.data_version"})
         tags.update(extra or {})
-        if outcome.error:
-            tags[ERROR] = outcome.error
+        if record.error:
+            tags[ERROR] = record.error
         return {k: tag_value(v) for k, v in tags.items()}
 
-    def _log_trial_data(self, run_id: str, outcome) -> None:
-        config = outcome.config.model_dump(mode="json")
-        metrics = self._history_metrics(outcome.history)
+    def _log_trial_data(self, run_id: str, record) -> None:
+        config = dict(record.config)
+        metrics = self._history_metrics(record.history)
         last_step = max((m.step for m in metrics), default=0)
         ts = now_ms()
-        metrics += [Metric(metric_key(k), float(v), ts, last_step) for k, v in outcome.metrics.items() if is_number(v)]
-        metrics.append(Metric("trial_seconds", float(outcome.seconds), ts, last_step))
+        metrics += [Metric(metric_key(k), float(v), ts, last_step) for k, v in record.metrics.items() if is_number(v)]
+        metrics.append(Metric("trial_seconds", float(record.seconds), ts, last_step))
         params = [Param(k, v) for k, v in params_of(config).items()]
-        self._log_batch(run_id, metrics=metrics, params=params)
+        self.log_batch(run_id, metrics=metrics, params=params)
         self.client.log_dict(run_id, config, "config.json")
-        self._log_plots(run_id, outcome)
-        if outcome.embeddings_path and Path(outcome.embeddings_path).is_file():
-            self.client.log_artifact(run_id, outcome.embeddings_path, "embeddings")
+        self._log_plots(run_id, record)
+        if record.embeddings_path and Path(record.embeddings_path).is_file():
+            self.client.log_artifact(run_id, record.embeddings_path, "embeddings")
 
     @staticmethod
     def _history_metrics(history: Sequence[dict[str, Any]]) -> list[Metric]:
@@ -460,19 +461,19 @@ class SweepTracker:
             out += [Metric(metric_key(k), float(v), ts, step) for k, v in row.items() if k != "epoch" and is_number(v)]
         return out
 
-    def _log_plots(self, run_id: str, outcome) -> None:
-        fig = recall_figure(outcome.metrics, outcome.history, outcome.name)
+    def _log_plots(self, run_id: str, record) -> None:
+        fig = recall_figure(record.metrics, record.history, record.name)
         if fig is not None:
             self.client.log_figure(run_id, fig, "plots/recall_at_k.png")
-        if outcome.embeddings_path and Path(outcome.embeddings_path).is_file():
+        if record.embeddings_path and Path(record.embeddings_path).is_file():
             from dml_core.metrics import load_embeddings
 
-            emb, labels = load_embeddings(outcome.embeddings_path)
-            fig = embedding_figure(emb, labels, f"{outcome.name}: eval embeddings (PCA)")
+            emb, labels = load_embeddings(record.embeddings_path)
+            fig = embedding_figure(emb, labels, f"{record.name}: eval embeddings (PCA)")
             self.client.log_figure(run_id, fig, "plots/embeddings_pca.png")
 
     # -- the best model ------------------------------------------------------------------------
-    def log_best_model(self, outcome, registered_model_name: str):
+    def log_best_model(self, record, registered_model_name: str):
         """Log the trial's trained embedder with ``mlflow.pytorch`` (the safe ``pt2``
         torch.export format, a signature and an input example) into the trial's child run
         (the parent run if the trial has none) and register it as a new version of
@@ -482,13 +483,13 @@ class SweepTracker:
 
         self._require_started()
         try:
-            model, shape = rebuild_model(outcome.config, outcome.model_path)
+            model, shape = rebuild_model(record.trial_config, record.model_path)
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"trial {outcome.trial_id}: {e}") from None
-        example = example_batch(outcome.config, shape)
+            raise FileNotFoundError(f"trial {record.trial_id}: {e}") from None
+        example = example_batch(record.trial_config, shape)
         with torch.no_grad():
             dim = int(model(example).shape[1])
-        run_id = self.finished_trials().get(outcome.trial_id, self.parent_run_id)
+        run_id = self.finished_trials().get(record.trial_id, self.parent_run_id)
         before = self.client.get_run(run_id).info
         with use_tracking_uri(self.uri), mlflow.start_run(run_id=run_id):
             info = mlflow.pytorch.log_model(
@@ -503,12 +504,12 @@ class SweepTracker:
         if before.end_time:
             self.client.set_terminated(run_id, before.status, end_time=before.end_time)
         version = str(info.registered_model_version)
-        for key, value in ((TRIAL_ID, outcome.trial_id), (SWEEP, self.sweep_name), ("dml.run_id", run_id)):
+        for key, value in ((TRIAL_ID, record.trial_id), (SWEEP, self.sweep_name), ("dml.run_id", run_id)):
             self.client.set_model_version_tag(registered_model_name, version, key, value)
-        tags = {"dml.best_trial_id": outcome.trial_id, "dml.best_run_id": run_id, "dml.best_model_uri": info.model_uri,
+        tags = {"dml.best_trial_id": record.trial_id, "dml.best_run_id": run_id, "dml.best_model_uri": info.model_uri,
                 "dml.registered_model": f"{registered_model_name}/{version}"}
-        best = [Metric(f"best/{metric_key(k)}", float(v), now_ms(), 0) for k, v in outcome.metrics.items() if is_number(v)]
-        self._log_batch(self.parent_run_id, metrics=best, tags=tags)
+        best = [Metric(f"best/{metric_key(k)}", float(v), now_ms(), 0) for k, v in record.metrics.items() if is_number(v)]
+        self.log_batch(self.parent_run_id, metrics=best, tags=tags)
         return info
 
     # -- report --------------------------------------------------------------------------------
@@ -526,7 +527,7 @@ class SweepTracker:
         """Sweep-level numbers (e.g. trials finished / failed) on the parent run."""
         self._require_started()
         ts = now_ms()
-        self._log_batch(self.parent_run_id, metrics=[Metric(metric_key(k), float(v), ts, step) for k, v in metrics.items() if is_number(v)])
+        self.log_batch(self.parent_run_id, metrics=[Metric(metric_key(k), float(v), ts, step) for k, v in metrics.items() if is_number(v)])
 
     def parent_url(self, ui_url: str | None = None) -> str:
         """The parent run's page: on the tracking server, or on `ui_url` (default
@@ -571,7 +572,7 @@ class SweepTracker:
         self.experiment_id = exp.experiment_id
         return self.experiment_id
 
-    def _search(self, filter_string: str, order_by: list[str] | None = None) -> list:
+    def search_runs(self, filter_string: str, order_by: list[str] | None = None) -> list:
         """All matching runs of the experiment, every page."""
         runs, token = [], None
         while True:
@@ -584,7 +585,7 @@ class SweepTracker:
                 return runs
 
     def _find_parent(self):
-        runs = self._search(f"tags.`{SWEEP}` = '{self.sweep_name}' AND tags.`{ROLE}` = 'sweep'", order_by=["attributes.start_time DESC"])
+        runs = self.search_runs(f"tags.`{SWEEP}` = '{self.sweep_name}' AND tags.`{ROLE}` = 'sweep'", order_by=["attributes.start_time DESC"])
         return runs[0] if runs else None
 
     def _parent_tags(self) -> dict[str, str]:
@@ -608,10 +609,10 @@ class SweepTracker:
         changed = sorted(k for k, v in params.items() if k in old and old[k] != v)
         if changed:
             log.warning("sweep %s resumed with changed params %s (MLflow keeps the first values)", self.sweep_name, changed)
-            self._log_batch(self.parent_run_id, tags={"dml.changed_params_on_resume": ", ".join(changed)})
-        self._log_batch(self.parent_run_id, params=[Param(k, v) for k, v in params.items() if k not in old])
+            self.log_batch(self.parent_run_id, tags={"dml.changed_params_on_resume": ", ".join(changed)})
+        self.log_batch(self.parent_run_id, params=[Param(k, v) for k, v in params.items() if k not in old])
 
-    def _log_batch(self, run_id: str, *, metrics: Sequence[Metric] = (), params: Sequence[Param] = (), tags: dict[str, str] | None = None) -> None:
+    def log_batch(self, run_id: str, *, metrics: Sequence[Metric] = (), params: Sequence[Param] = (), tags: dict[str, str] | None = None) -> None:
         """log_batch within MLflow's per-request limits (100 params or tags, 1000 metrics)."""
         tag_list = [RunTag(k, tag_value(v)) for k, v in (tags or {}).items()]
         for i in range(0, len(params), MAX_PARAMS_PER_BATCH):

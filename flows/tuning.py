@@ -19,7 +19,8 @@ from mlflow.entities import Metric, Param, RunStatus
 from dml_experiment.provenance import write_atomic
 from dml_experiment.report.tuning import TUNING_FILE
 from dml_experiment.tuning.space import TuneSettings
-from dml_experiment.tuning.search import SCORE, TuningTrial, chosen
+from dml_experiment.record import FAILED, TuningResult, TuningTrial
+from dml_experiment.tuning.search import SCORE
 from flows.tracking import PARENT, ROLE, SWEEP, SweepTracker, metric_key, now_ms, param_value, tag_value
 
 TUNING, TUNING_TRIAL = "tuning", "tuning_trial"
@@ -35,7 +36,7 @@ class TuningTracker:
 
     def _tuning_runs(self) -> dict[str, Any]:
         t = self.tracker
-        found = t._search(f"tags.`{PARENT}` = '{t.parent_run_id}' AND tags.`{ROLE}` = '{TUNING}'",
+        found = t.search_runs(f"tags.`{PARENT}` = '{t.parent_run_id}' AND tags.`{ROLE}` = '{TUNING}'",
                           order_by=["attributes.start_time ASC"])
         return {r.data.tags.get("dml.method"): r for r in found}
 
@@ -55,7 +56,7 @@ class TuningTracker:
                 params.update({f"budget.{k}": v for k, v in s.budget.model_dump().items()})
                 params.update({"metric": s.val_metric_of(method), "seed": s.seed,
                                "early_stop": json.dumps(s.early_stop.model_dump() if s.early_stop else None)})
-                t._log_batch(run_id, params=[Param(k, param_value(v)) for k, v in params.items()])
+                t.log_batch(run_id, params=[Param(k, param_value(v)) for k, v in params.items()])
                 done[method] = []
             else:
                 run_id = run.info.run_id
@@ -67,7 +68,7 @@ class TuningTracker:
 
     def finished(self, tuning_run_id: str) -> list[TuningTrial]:
         t = self.tracker
-        runs = t._search(f"tags.`{PARENT}` = '{tuning_run_id}' AND tags.`{ROLE}` = '{TUNING_TRIAL}' "
+        runs = t.search_runs(f"tags.`{PARENT}` = '{tuning_run_id}' AND tags.`{ROLE}` = '{TUNING_TRIAL}' "
                          "AND attributes.status != 'RUNNING' AND attributes.status != 'KILLED'")
         out = {}
         for r in runs:
@@ -93,37 +94,35 @@ class TuningTracker:
                    for i, row in enumerate(rec.history) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))]
         if rec.score is not None:
             metrics.append(Metric(SCORE, float(rec.score), ts, max(rec.epochs - 1, 0)))
-        t._log_batch(run_id, metrics=metrics, params=[Param(k, param_value(v)) for k, v in rec.values.items()])
-        status = RunStatus.FAILED if rec.status == "failed" else RunStatus.FINISHED
+        t.log_batch(run_id, metrics=metrics, params=[Param(k, param_value(v)) for k, v in rec.values.items()])
+        status = RunStatus.FAILED if rec.status == FAILED else RunStatus.FINISHED
         t.client.set_terminated(run_id, RunStatus.to_string(status))
         return run_id
 
-    def close(self, method: str, trials: list[TuningTrial]) -> dict[str, Any] | None:
-        """End a method's tuning run with its chosen values as params; None if no trial scored."""
-        t = self.tracker
+    def close(self, result: TuningResult) -> None:
+        """End a method's tuning run, with its chosen values as params where a trial scored."""
+        t, method, best = self.tracker, result.method, result.chosen
         run_id = self.runs[method]
-        best = chosen(trials, self.settings.budget.epochs, self.settings.mode)
         run = t.client.get_run(run_id)
         if best is not None and not any(k.startswith("chosen.") for k in run.data.params):
-            t._log_batch(run_id, params=[Param(f"chosen.{k}", param_value(v)) for k, v in best.values.items()],
+            t.log_batch(run_id, params=[Param(f"chosen.{k}", param_value(v)) for k, v in best.values.items()],
                          metrics=[Metric(f"best/{metric_key(self.settings.val_metric_of(method))}", float(best.score), now_ms(), 0)],
                          tags={"dml.chosen_trial": str(best.index)})
         status = RunStatus.FINISHED if best is not None else RunStatus.FAILED
         t.client.set_terminated(run_id, RunStatus.to_string(status))
-        return None if best is None else dict(best.values)
 
 
-def tuning_document(settings: TuneSettings, spaces: dict[str, dict[str, str]], results: dict[str, list[TuningTrial]],
+def tuning_document(settings: TuneSettings, spaces: dict[str, dict[str, str]], results: dict[str, TuningResult],
                     runs: dict[str, str], seconds: float | None) -> dict[str, Any]:
     """What tuning.json holds: per method its space, budget, trials, choice and MLflow run."""
     methods = {}
-    for m, trials in results.items():
-        best = chosen(trials, settings.budget.epochs, settings.mode)
+    for m, result in results.items():
+        best = result.chosen
         methods[m] = {
-            "space": spaces[m], "run_id": runs.get(m), "trials": [t.row() for t in trials],
+            "space": spaces[m], "run_id": runs.get(m), "trials": [t.row() for t in result.trials],
             "metric": settings.val_metric_of(m),
             "chosen": None if best is None else {"index": best.index, "values": best.values, "score": best.score},
-            "epochs_used": sum(t.epochs for t in trials),
+            "epochs_used": sum(t.epochs for t in result.trials),
         }
     return {"metric": settings.val_metric, "mode": settings.mode, "seed": settings.seed,
             "budget": settings.budget.model_dump(),

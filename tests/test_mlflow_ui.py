@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dml_experiment.runner import FAILED
+from dml_experiment.record import FAILED
 from test_tracking import failed_outcome, finished_outcome, trial_config
 
 pytestmark = [

@@ -14,7 +14,8 @@ import pytest
 
 from dml_experiment.grid import expand_grid
 from dml_experiment.resources import RayConfig
-from dml_experiment.runner import FAILED, FINISHED, plan_resources
+from dml_experiment.record import FAILED, FINISHED
+from dml_experiment.resources import plan_resources
 
 
 # -- resource arithmetic: no Ray needed ---------------------------------------------------------
@@ -120,7 +121,7 @@ def test_grid_runs_every_trial_and_records_failures(tiny, local_ray):
     trials = expand_grid(base, dict(losses=["triplet", {"name": "contrastive", "options": {"neg_margin": 1.0}}], miners=[None, "batch_hard"]))
     diverging = {**base, "optimizer": {"name": "sgd", "lr": 1e30, "momentum": 0.0}}
     trials += expand_grid(diverging, dict(losses=["contrastive"]))
-    out = run_grid(trials, RayConfig(), name="grid", storage_path=str(root / "ray"))
+    out = run_grid([("grid", t) for t in trials], RayConfig(), name="grid", storage_path=str(root / "ray"))
     assert [o.trial_id for o in out] and len(out) == 5
     ok = [o for o in out if o.status == FINISHED]
     assert len(ok) == 4
@@ -142,10 +143,10 @@ def test_a_crashed_trial_resumes_to_the_same_result(tiny, local_ray, workers):
     trial = expand_grid(base, dict(losses=["triplet"], miners=["random"], seeds=[5]))
     marker = root / f"crash-{workers}.marker"
     cfg = RayConfig(num_workers=workers, max_failures=1)
-    a = run_grid(trial, cfg, name=f"clean-{workers}", storage_path=str(root / "ray"))[0]
+    a = run_grid([("triplet", t) for t in trial], cfg, name=f"clean-{workers}", storage_path=str(root / "ray"))[0]
     local_ray.write_text(json.dumps({"seed": 5, "epoch": 1, "marker": str(marker)}))
     try:
-        b = run_grid(trial, cfg, name=f"crash-{workers}", storage_path=str(root / "ray"))[0]
+        b = run_grid([("triplet", t) for t in trial], cfg, name=f"crash-{workers}", storage_path=str(root / "ray"))[0]
     finally:
         local_ray.unlink()
     assert marker.exists(), "the crash hook never fired"
@@ -185,7 +186,7 @@ def test_grid_runs_on_a_cluster_given_by_ray_address(tiny, tmp_path):
             from dml_experiment.resources import RayConfig
             from dml_experiment.runner import run_grid
             trials = expand_grid({base!r}, dict(losses=["triplet"], seeds=[0, 1]))
-            out = run_grid(trials, RayConfig(), name="cluster", storage_path={str(tmp_path / 'ray')!r}, progress=False)
+            out = run_grid([("grid", t) for t in trials], RayConfig(), name="cluster", storage_path={str(tmp_path / 'ray')!r}, progress=False)
             import ray
             print("NODES", len(ray.nodes()), "STATUS", json.dumps([o.status for o in out]))
             """

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from dml_core.metrics import load_embeddings, save_embeddings  # noqa: E402
 from dml_core.training import TrialConfig, run_trial  # noqa: E402
 from dml_core.training.identity import trial_id, trial_name  # noqa: E402
-from dml_experiment.runner import FAILED, FINISHED, TrialOutcome  # noqa: E402
+from dml_experiment.record import FAILED, FINISHED, TrialRecord  # noqa: E402
 from flows.tracking import (  # noqa: E402
     NOTE,
     PARENT,
@@ -57,7 +57,7 @@ def trial_config(dataset: str, seed: int = 3) -> TrialConfig:
     ))
 
 
-def finished_outcome(cfg: TrialConfig, artifacts: Path) -> TrialOutcome:
+def finished_outcome(cfg: TrialConfig, artifacts: Path) -> TrialRecord:
     """A really trained trial, stored the way ray_runner.write_embeddings stores it."""
     result = run_trial(cfg)
     tid = trial_id(cfg)
@@ -65,17 +65,19 @@ def finished_outcome(cfg: TrialConfig, artifacts: Path) -> TrialOutcome:
     out.mkdir(parents=True)
     save_embeddings(out / "embeddings.parquet", result.embeddings, result.labels, metadata={"trial_id": tid})
     torch.save(result.model.state_dict(), out / "model.pt")
-    return TrialOutcome(
-        trial_id=tid, name=trial_name(cfg), config=cfg, status=FINISHED, history=result.history,
+    return TrialRecord(
+        trial_id=tid, name=trial_name(cfg), method="triplet", seed=cfg.seed, config=cfg.model_dump(mode="json"),
+        status=FINISHED, history=result.history,
         metrics=result.metrics, embeddings_path=str(out / "embeddings.parquet"), model_path=str(out / "model.pt"),
         seconds=result.seconds,
     )
 
 
-def failed_outcome(cfg: TrialConfig, history: list[dict]) -> TrialOutcome:
-    """What ray_runner reports for a trial that diverged in its second epoch."""
-    return TrialOutcome(
-        trial_id=trial_id(cfg), name=trial_name(cfg), config=cfg, status=FAILED,
+def failed_outcome(cfg: TrialConfig, history: list[dict]) -> TrialRecord:
+    """What the runner reports for a trial that diverged in its second epoch."""
+    return TrialRecord(
+        trial_id=trial_id(cfg), name=trial_name(cfg), method="triplet", seed=cfg.seed, config=cfg.model_dump(mode="json"),
+        status=FAILED,
         error="TrialError: the loss became nan at epoch 1, step 0", history=history[:1], seconds=0.5,
     )
 
@@ -160,7 +162,7 @@ def test_trial_params_are_the_flat_resolved_config(sweep, trained):
     assert params["loss.name"] == "triplet" and params["loss.options.margin"] == "0.2"
     assert params["miner.name"] == "batch_semihard" and params["model.embedding_dim"] == "8"
     assert params["eval.ks"] == "[1, 2, 4]" and params["seed"] == "3" and params["distance"] == "null"
-    assert params == params_of(trained.ok.config.model_dump(mode="json"))
+    assert params == params_of(trained.ok.config)
     parent = sweep.client.get_run(sweep.parent).data.params
     assert parent == {"train.epochs": "3", "train.max_batches_per_epoch": "2", "seeds": "[3, 4]", "losses": '["triplet"]'}
 
@@ -202,7 +204,7 @@ def test_trial_artifacts_are_stored_in_the_project(sweep, trained, store, tmp_pa
     local = Path(mlflow.artifacts.download_artifacts(run_id=sweep.ok_run, artifact_path="", dst_path=str(tmp_path), tracking_uri=store.uri))
     for png in ("plots/recall_at_k.png", "plots/embeddings_pca.png"):
         assert (local / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((local / "config.json").read_text()) == trained.ok.config.model_dump(mode="json")
+    assert json.loads((local / "config.json").read_text()) == trained.ok.config
     emb, labels = load_embeddings(local / "embeddings" / "embeddings.parquet")
     emb0, labels0 = load_embeddings(trained.ok.embeddings_path)
     np.testing.assert_array_equal(emb, emb0)

@@ -107,7 +107,7 @@ def test_final_trials_take_the_tuned_values():
 
 
 def test_the_chosen_trial_is_the_best_that_ran_the_whole_budget():
-    from dml_experiment.tuning.search import TuningTrial, chosen
+    from dml_experiment.record import TuningResult, TuningTrial, choose
 
     trials = [
         TuningTrial("m", 0, {"x": 0}, 0.5, 2, "finished"),
@@ -115,10 +115,12 @@ def test_the_chosen_trial_is_the_best_that_ran_the_whole_budget():
         TuningTrial("m", 2, {"x": 2}, 0.6, 2, "finished"),
         TuningTrial("m", 3, {"x": 3}, None, 0, "failed", error="boom"),
     ]
-    assert chosen(trials, 2).index == 2
-    assert chosen(trials, 2, mode="min").index == 0
-    assert chosen([trials[1]], 2).index == 1  # no full trial: the best scored one
-    assert chosen([trials[3]], 2) is None
+    assert choose(trials, 2).index == 2
+    assert choose(trials, 2, mode="min").index == 0
+    assert choose([trials[1]], 2).index == 1  # no full trial: the best scored one
+    assert choose([trials[3]], 2) is None
+    result = TuningResult.of("m", trials[::-1], 2)
+    assert [t.index for t in result.trials] == [0, 1, 2, 3] and result.chosen.index == 2 and result.values == {"x": 2}
     assert Budget(trials=3, epochs=2, max_batches_per_epoch=5).steps() == 10
 
 
@@ -157,7 +159,7 @@ def ray_session():
 
 
 def synthetic_search(seed: int, tmp_path):
-    from dml_experiment.tuning.search import MethodSearch, chosen, run_tuning
+    from dml_experiment.tuning.search import MethodSearch, run_tuning
 
     settings = TuneSettings.model_validate({
         "seed": seed, "budget": {"trials": 12, "epochs": 2},
@@ -169,17 +171,17 @@ def synthetic_search(seed: int, tmp_path):
     seen = []
     out = run_tuning(searches, settings, RayConfig(num_cpus=2), name=f"synthetic{seed}", storage_path=str(tmp_path),
                      on_trial_end=seen.append, progress=False, trainable=synthetic_objective)
-    return out, seen, {m: chosen(t, 2).values for m, t in out.items()}
+    return out, seen, {m: r.values for m, r in out.items()}
 
 
 @pytest.mark.slow
 def test_the_search_finds_the_known_best_margin_and_a_seed_repeats_it(ray_session, tmp_path):
     out, seen, picked = synthetic_search(3, tmp_path / "one")
-    assert {m: len(t) for m, t in out.items()} == {"a": 12, "b": 12}  # the budget, exactly
+    assert {m: len(r.trials) for m, r in out.items()} == {"a": 12, "b": 12}  # the budget, exactly
     assert sorted((r.method, r.index) for r in seen) == sorted((m, i) for m in "ab" for i in range(12))
     for m in "ab":
         assert abs(picked[m]["loss.margin"] - BEST_MARGIN) < 0.06, (m, picked[m])
-        assert any(t.status == "stopped" for t in out[m])  # ASHA stopped poor margins after one epoch
+        assert any(t.status == "stopped" for t in out[m].trials)  # ASHA stopped poor margins after one epoch
     _, _, again = synthetic_search(3, tmp_path / "two")
     assert again == picked  # the same seed, the same chosen configuration
 
@@ -211,7 +213,7 @@ def test_tuning_never_reads_the_evaluation_classes(ray_session, tmp_path):
                                             "methods": {"triplet": {"space": {"loss.margin": {"uniform": [0.05, 0.5]}}}}})
     out = run_tuning({"triplet": MethodSearch("triplet", base, settings.space_of("triplet"))}, settings,
                      RayConfig(num_cpus=2), name="noeval", storage_path=str(tmp_path / "ray"), progress=False)
-    trials = out["triplet"]
+    trials = out["triplet"].trials
     assert len(trials) == 3 and all(t.status != "failed" for t in trials), [t.error for t in trials]
     assert all(0 <= t.score <= 1 and t.history and "val/map@r" in t.history[-1] for t in trials)
     shutil.rmtree(tmp_path / "ray", ignore_errors=True)

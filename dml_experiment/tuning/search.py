@@ -23,36 +23,18 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dml_core.training.config import TrialConfig
 
 from ..resources import RayConfig, plan_resources
-from ..runner import FAILED, FINISHED, _failure_report, flat_metrics, init_ray, trial_error
+from ..record import FAILED, FINISHED, STOPPED, TuningResult, TuningTrial
+from ..runner import failure_report, flat_metrics, init_ray, trial_error
 from .space import Distribution, TuneSettings, tuning_config
 from dml_core.training.trial import Trial, TrialError
 
 SCORE = "score"  # what a tuning trial reports: the validation metric after each epoch
-
-
-@dataclass
-class TuningTrial:
-    """One tuning trial as it ended: its values, its last validation score, how far it got."""
-
-    method: str
-    index: int  # 0, 1, ... in the order the method's search proposed them
-    values: dict[str, Any]
-    score: float | None  # the validation metric at its last epoch (None: failed before one)
-    epochs: int  # epochs trained (fewer than the budget: stopped early by ASHA)
-    status: str  # finished | stopped | failed
-    error: str | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-    trial_id: str = ""
-
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -76,17 +58,6 @@ def optuna_distribution(d: Distribution):
     if d.int is not None:
         return IntDistribution(*d.int)
     return CategoricalDistribution(list(d.choice))
-
-
-def chosen(trials: list[TuningTrial], budget_epochs: int, mode: str = "max") -> TuningTrial | None:
-    """The best trial that trained the whole budget (a stopped trial's score is from fewer
-    epochs, so it is not comparable); failing that, the best scored trial."""
-    scored = [t for t in trials if t.score is not None and math.isfinite(t.score) and t.status != FAILED]
-    full = [t for t in scored if t.epochs >= budget_epochs] or scored
-    if not full:
-        return None
-    key = (lambda t: (t.score, -t.index)) if mode == "max" else (lambda t: (-t.score, -t.index))
-    return max(full, key=key)
 
 
 # -- inside Ray ------------------------------------------------------------------------------
@@ -116,7 +87,7 @@ def tuning_trial(config: dict) -> None:
         trial.run(on_epoch)
     except (TrialError, ValueError) as e:
         # A diverged configuration is a bad one: the search learns that from the worst score.
-        tune.report({**_failure_report(e), SCORE: worst})
+        tune.report({**failure_report(e), SCORE: worst})
 
 
 # -- the search --------------------------------------------------------------------------------
@@ -237,7 +208,7 @@ def tuning_record(trial, budget_epochs: int, rows: list[dict], error: str | None
     elif epochs >= budget_epochs:
         status = FINISHED
     else:
-        status = "stopped"
+        status = STOPPED
     history = [{k: v for k, v in r.items() if k == "epoch" or k.startswith("val/")} for r in rows]
     score = last.get(SCORE) if status != FAILED or SCORE in last else None
     return TuningTrial(method=p["method"], index=int(p["index"]), values=dict(p["values"]),
@@ -247,9 +218,9 @@ def tuning_record(trial, budget_epochs: int, rows: list[dict], error: str | None
 
 def run_tuning(searches: dict[str, MethodSearch], settings: TuneSettings, ray_cfg: RayConfig, *, name: str,
                storage_path: str, on_trial_end: Callable[[TuningTrial], None] | None = None,
-               progress: bool = True, trainable: Callable[[dict], None] = tuning_trial) -> dict[str, list[TuningTrial]]:
-    """Tune every method within its budget; returns each method's tuning trials (earlier
-    attempts' included), in the order its search proposed them. ``on_trial_end`` runs in
+               progress: bool = True, trainable: Callable[[dict], None] = tuning_trial) -> dict[str, TuningResult]:
+    """Tune every method within its budget; returns each method's TuningResult: its trials
+    (earlier attempts' included) in the order its search proposed them, and the chosen one. ``on_trial_end`` runs in
     this process as each trial ends (the flow records it in MLflow there). ``trainable`` is
     the Tune function of one trial (``tuning_trial``; a test passes a synthetic objective)."""
     import ray
@@ -260,7 +231,7 @@ def run_tuning(searches: dict[str, MethodSearch], settings: TuneSettings, ray_cf
     todo = {m: s for m, s in searches.items() if len(s.done) < settings.budget.trials}
     total = sum(settings.budget.trials - len(s.done) for s in todo.values())
     if total == 0:
-        return results
+        return results_of(results, settings)
     init_ray(ray_cfg)
     plan = plan_resources(ray_cfg.model_copy(update={"num_workers": 1, "use_gpu": ray_cfg.use_gpu}), ray.cluster_resources(), total)
     for s in todo.values():
@@ -304,6 +275,8 @@ def run_tuning(searches: dict[str, MethodSearch], settings: TuneSettings, ray_cf
                                   callbacks=[Record()], failure_config=tune.FailureConfig(max_failures=0)),
     )
     tuner.fit()
-    for m in results:
-        results[m].sort(key=lambda t: t.index)
-    return results
+    return results_of(results, settings)
+
+
+def results_of(trials: dict[str, list[TuningTrial]], settings: TuneSettings) -> dict[str, TuningResult]:
+    return {m: TuningResult.of(m, t, settings.budget.epochs, settings.mode) for m, t in trials.items()}
