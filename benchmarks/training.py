@@ -322,7 +322,7 @@ def grid_child(dataset: str, n: int, epochs: int, batches: int) -> None:
     import torch
 
     from dml_core.training import run_trial
-    from dml_core.training import ray_runner  # noqa: F401 - the driver of a sweep has it (torch, dml_core)
+    from dml_experiment import runner  # noqa: F401 - the driver of a sweep has it (torch, dml_core)
 
     torch.set_num_threads(1)
     cfgs = [grid_config(dataset, epochs, batches, seed) for seed in range(n)]

@@ -4,10 +4,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from dml_core.training.config import ComponentConfig, TrialConfig
-from dml_core.training.identity import trial_id, trial_name  # noqa: F401  (re-exported)
+from dml_core.training.config import ComponentConfig, Strict, TrialConfig
 
 
 def as_component(value: str | dict | ComponentConfig | None) -> ComponentConfig | None:
@@ -18,11 +17,10 @@ def as_component(value: str | dict | ComponentConfig | None) -> ComponentConfig 
     return ComponentConfig.model_validate(value)
 
 
-class GridConfig(BaseModel):
+class GridConfig(Strict):
     """Each axis a list; a loss or miner is a name or {name, options}; `null` = no miner or
     the loss's own distance."""
 
-    model_config = ConfigDict(extra="forbid")
 
     losses: list[ComponentConfig]
     miners: list[ComponentConfig | None] = Field(default_factory=lambda: [None])

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from dml_core.training.config import (
+    Strict,
     ComponentConfig,
     EvalConfig,
     ModelConfig,
@@ -27,13 +28,9 @@ from dml_core.training.config import (
     TrialConfig,
 )
 
-from .grid import GridConfig, as_component, expand_grid
+from .grid import GridConfig, expand_grid
 from .resources import RayConfig
 from .tuning.space import TuneSettings, apply_values
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class MethodConfig(Strict):

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from .paths import PROJECT_DIR
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:

@@ -13,19 +13,17 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from dml_core.training.config import TrialConfig
+from dml_core.training.config import Strict, TrialConfig
 
 FAILED = "failed"
 FINISHED = "finished"
 STOPPED = "stopped"  # a tuning trial ASHA stopped before its budget
 
 
-class TrialRecord(BaseModel):
+class TrialRecord(Strict):
     """A trial (or a fixed baseline: ``seed`` None) and how it ended."""
-
-    model_config = ConfigDict(extra="forbid")
 
     trial_id: str
     name: str

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,7 +27,7 @@ import torch
 from dml_core.training.config import TrialConfig
 
 from .record import FAILED, FINISHED, TrialRecord
-from .resources import DRIVER_CPU, RayConfig, plan_resources
+from .resources import RayConfig, plan_resources
 from dml_core.training.identity import trial_id as make_id
 from dml_core.training.identity import trial_name
 from dml_core.training.trial import Trial, TrialError

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from dml_experiment.paths import PROJECT_DIR
 
 
 def overrides_of(pairs: list[str] | None) -> dict:

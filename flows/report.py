@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from dml_experiment.paths import PROJECT_DIR, project_path
 from dml_experiment.provenance import git_commit, write_atomic
 from dml_experiment.report.baselines import BASELINES
 from dml_experiment.report.build import build_report
@@ -14,7 +15,6 @@ from dml_experiment.report.tuning import read_tuning
 from dml_experiment.record import TrialRecord
 from dml_experiment.profile import Profile
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 BASELINE_CACHE = "baselines.json"
 BASELINE_CACHE_VERSION = 1  # bump when dml_experiment.report.baselines changes what it computes
 
@@ -27,8 +27,7 @@ def default_dataset_dir(profile: Profile, records: list[dict]) -> Path:
         ds = str((r.get("config") or {}).get("dataset") or "")
         if ds and (ds == rel or ds.endswith("/" + rel.strip("/"))) and Path(ds).is_dir():
             return Path(ds)
-    p = Path(rel)
-    return p if p.is_absolute() else PROJECT_DIR / p
+    return project_path(rel)
 
 
 def c9_baselines(out_dir: Path, profile: Profile, records: list[dict]) -> list[dict] | None:
@@ -70,7 +69,7 @@ def resolved_trial(profile: Profile, method: str, records: list[dict]):
     ran_on = [str((r.get("config") or {}).get("dataset") or "") for r in records if r.get("method") == method]
     found = next((d for d in ran_on if d and Path(d).is_dir()), None)
     p = Path(found or config.dataset)
-    return config.model_copy(update={"dataset": str(p if p.is_absolute() else PROJECT_DIR / p)})
+    return config.model_copy(update={"dataset": str(project_path(p))})
 
 
 def sanity_references(out_dir: Path, profile: Profile, records: list[dict]) -> dict[str, list[dict]]:

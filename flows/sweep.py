@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.states import Failed
 
+from dml_experiment.paths import PROJECT_DIR, project_path
 from dml_experiment.report import markdown_table
 from dml_experiment.provenance import git_commit, now_utc, write_atomic
 from dml_experiment.profile import Profile, load_profile
 from dml_experiment.record import FINISHED, TrialRecord, as_rows
 from flows.errors import SweepFailed
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-
-
-def project_path(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else PROJECT_DIR / p
-
 
 def sweep_name(profile: str, resolved: Profile) -> str:
     """The profile and a hash of its resolved config: a re-run of the same config resumes

@@ -1,5 +1,4 @@
 """The sweep profiles, the `dml` command and the Prefect flow `dml-sweep`, end to end."""
-import json
 import os
 import signal
 import socket

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from dml_experiment.profile import load_profile
-from dml_experiment.tuning.space import Budget, Distribution, TuneSettings, apply_values, tuning_config
+from dml_experiment.tuning.space import Budget, Distribution, TuneSettings, tuning_config
 from dml_experiment.resources import RayConfig
 
 BASE = {

@@ -16,7 +16,9 @@ from ..models import BACKBONES
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    """The base of every config and record: an unknown key is an error naming it."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def accepted_options(registry, name: str) -> set[str]:

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from ..paths import project_path
 from ..provenance import git_commit, now_utc, write_atomic
 from ..record import as_rows
 from .labels import LABELS, label
-from .published import PUBLISHED, published_table, ranking_agreement
-from .summary import comparison_table, markdown_table, mean_interval, summarize
+from .published import PUBLISHED, PUBLISHED_SOURCES, published_table, ranking_agreement
+from .summary import comparison_table, markdown_table, summarize
 from .tuning import tuning_section
 from .sanity import REFERENCES, gate, reference_values
 from .verdict import (
@@ -33,7 +34,6 @@ from .verdict import (
     unjudged,
 )
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 CLASS_METRICS = ("recall@1", "recall@2", "recall@4", "recall@8", "map@r", "r_precision", "nmi")
 CONTINUOUS_METRICS = ("ndcg@1", "ndcg@2", "ndcg@4", "ndcg@8", "spearman")
 CLAIM_KEY = {">": "vs", "!=": "ne", "~": "eq"}  # metrics.json keys: a_vs_b, a_ne_b, a_eq_b
@@ -74,7 +74,7 @@ def resolve_path(path: str | None) -> Path | None:
     p = Path(path)
     if p.exists():
         return p
-    q = PROJECT_DIR / path
+    q = project_path(path)
     return q if q.exists() else None
 
 
@@ -279,7 +279,6 @@ def _pct(level: float) -> str:
 def claim_sentence(v: ClaimVerdict) -> str:
     """One claim's verdict as a sentence: Δ with the interval the decision used, its p's,
     the minimum detectable effect and the replicates."""
-    d = v.as_dict()
     lab = label(v.metric)
     head = f"`{v.claim}` on {lab}: {VERDICT_MARK.get(v.verdict, v.verdict)}"
     if v.n < 2 or math.isnan(v.diff):
@@ -425,13 +424,20 @@ def comparison_plots(cid: str, comp, profile, records: list[dict], baselines: li
 
 # -- C5 beside the published numbers -------------------------------------------------------
 def published_datasets(profile, comp, records: list[dict]) -> list[str]:
-    paths = " ".join(str((r.get("config") or {}).get("dataset", "")) for r in records if r.get("method") in comp.methods).lower()
-    paths += " " + " ".join(profile.datasets.get(profile.methods[m].dataset, "") for m in comp.methods if m in profile.methods).lower()
-    if "cars" in paths:
-        return ["Cars196"]
-    if "cub" in paths:
-        return ["CUB-200-2011"]
-    return list(PUBLISHED)
+    """The published tables measured on the source of the arms' data (their dataset cards'
+    `source`); every table when the arms ran on another source (the glyphs, say)."""
+    from dml_core.data import read_card
+
+    dirs = {str((r.get("config") or {}).get("dataset", "")) for r in records if r.get("method") in comp.methods}
+    dirs |= {profile.datasets.get(profile.methods[m].dataset, "") for m in comp.methods if m in profile.methods}
+    sources = set()
+    for d in filter(None, map(resolve_path, dirs - {""})):
+        try:
+            sources.add(read_card(d).get("source"))
+        except (FileNotFoundError, ValueError):
+            continue  # not a prepared directory: it names no published table
+    found = sorted({PUBLISHED_SOURCES[s] for s in sources if s in PUBLISHED_SOURCES})
+    return found or list(PUBLISHED)
 
 
 def c5_published(profile, comp, records: list[dict]) -> tuple[str, list[dict]]:
@@ -600,7 +606,7 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
             lines += [f"![{cid} {caption}]({target})", "", f"*{caption}*", ""]
     failed = [r for r in records if r.get("method") in comp.methods and r.get("status") != "finished"]
     if failed:
-        lines += [f"Failed runs in this comparison: " + ", ".join(f"`{r.get('name')}`" for r in failed) + " (see Failed trials).", ""]
+        lines += ["Failed runs in this comparison: " + ", ".join(f"`{r.get('name')}`" for r in failed) + " (see Failed trials).", ""]
     return "\n".join(lines)
 
 

@@ -36,6 +36,8 @@ _ROWS = {
         "facility location": (59.04, 58.11, 70.64, 80.27, 87.81),
     },
 }
+# The prepared source (a dataset card's `source`) each published table was measured on.
+PUBLISHED_SOURCES = {"cub200": "CUB-200-2011", "cars196": "Cars196"}
 # {dataset: {loss: {metric: value in %}}}
 PUBLISHED = {ds: {loss: dict(zip(METRICS, vals)) for loss, vals in rows.items()} for ds, rows in _ROWS.items()}
 

@@ -15,14 +15,11 @@ import copy
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from dml_core.losses import LOSSES
 from dml_core.miners import MINERS
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from dml_core.training.config import Strict
 
 
 class Distribution(Strict):
