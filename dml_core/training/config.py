@@ -48,7 +48,8 @@ class ModelConfig(Strict):
 
 
 class SamplerConfig(Strict):
-    """Batches of C classes x m samples (S4); `continuous` for regression labels (C7)."""
+    """Batches of C classes x m samples (Song et al. 2017); `continuous` for regression labels
+    (Kim et al. 2019's dense triplet sampling)."""
 
     kind: Literal["m_per_class", "continuous"] = "m_per_class"
     batch_size: int = Field(128, ge=2)
@@ -111,8 +112,9 @@ class TrialConfig(Strict):
     loss: ComponentConfig
     miner: ComponentConfig | None = None
     distance: str | None = None  # given to the loss and the miner when they take one
-    # class: class ids; continuous: the continuous label (C7's log-ratio); binned: class ids
-    # made of the continuous label cut into label_bins equal bins, for the class losses of C7.
+    # class: class ids; continuous: the continuous label (the log-ratio loss, Kim et al. 2019);
+    # binned: class ids made of the continuous label cut into label_bins equal bins, so the
+    # class losses train on the same data.
     labels: Literal["class", "continuous", "binned"] = "class"
     label_bins: int = Field(12, ge=2)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
