@@ -58,7 +58,7 @@ def trial_config(dataset: str, seed: int = 3) -> TrialConfig:
 
 
 def finished_outcome(cfg: TrialConfig, artifacts: Path) -> TrialRecord:
-    """A really trained trial, stored the way ray_runner.write_embeddings stores it."""
+    """A really trained trial, stored the way dml_experiment.runner.write_embeddings stores it."""
     result = run_trial(cfg)
     tid = trial_id(cfg)
     out = artifacts / tid
