@@ -14,6 +14,7 @@ from statsmodels.stats.power import TTestPower
 from dml_experiment.report.sanity import RAW, UNTRAINED, gate, reference_values
 from dml_experiment.report.verdict import (
     EQUIVALENT, HOLDS, NOT_SHOWN, NOT_TESTABLE, REVERSED, judge, judge_family, measure, minimum_detectable_effect,
+    replicates_needed, tost_power,
 )
 from dml_experiment.profile import ComparisonConfig, Profile
 
@@ -148,12 +149,67 @@ def test_the_minimum_detectable_effect_shrinks_with_more_replicates():
     sd = 0.02
     mdes = [minimum_detectable_effect(n, sd, 0.05) for n in (3, 5, 10, 30)]
     assert all(x > y for x, y in zip(mdes, mdes[1:]))
-    assert mdes[1] == pytest.approx(TTestPower().solve_power(nobs=5, alpha=0.05, power=0.8, alternative="two-sided") * sd)
     assert minimum_detectable_effect(5, sd, 0.005) > mdes[1]  # a stricter Holm level needs a larger effect
     v = judge("a > b", arms(0.05), "map@r")
     assert v.mde == pytest.approx(minimum_detectable_effect(6, float(NOISE.std(ddof=1)), 0.05))
     assert math.isnan(minimum_detectable_effect(1, sd, 0.05))
 
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10, 40])
+@pytest.mark.parametrize("alpha", [0.05, 0.05 / 22, 0.001])
+def test_the_minimum_detectable_effect_has_power_0_8(n, alpha):
+    """Checked against statsmodels' own power function, at the Holm levels the report uses
+    (TTestPower().solve_power returned non-solutions at three of these)."""
+    sd = 0.02
+    d = minimum_detectable_effect(n, sd, alpha) / sd
+    power = TTestPower().power(effect_size=d, nobs=n, alpha=alpha, alternative="two-sided")
+    upper = TTestPower().power(effect_size=d, nobs=n, alpha=alpha / 2, alternative="larger")
+    assert upper == pytest.approx(0.8, abs=1e-6)
+    assert math.isnan(power) or power == pytest.approx(0.8, abs=0.01)
+
+
+def test_the_mde_on_synthetic_records_is_the_effect_a_t_test_detects_80_percent_of_the_time():
+    """Simulated: paired differences with the MDE as their true mean are significant in
+    about 80% of 4,000 draws."""
+    n, sd, alpha = 6, 0.02, 0.01
+    mde = minimum_detectable_effect(n, sd, alpha)
+    draws = np.random.default_rng(0).normal(mde, sd, size=(4000, n))
+    hits = stats.ttest_1samp(draws, 0.0, axis=1).pvalue < alpha
+    assert hits.mean() == pytest.approx(0.8, abs=0.02)
+
+
+def test_tost_power_matches_a_simulation_and_the_replicates_needed_reach_it():
+    n, sd, margin, alpha = 8, 0.01, 0.01, 0.05
+    draws = np.random.default_rng(1).normal(0.0, sd, size=(4000, n))
+    mean, se = draws.mean(axis=1), draws.std(axis=1, ddof=1) / math.sqrt(n)
+    tc = stats.t.ppf(1 - alpha, n - 1)
+    shown = ((mean + margin) / se > tc) & ((margin - mean) / se > tc)
+    assert tost_power(n, sd, margin, alpha) == pytest.approx(shown.mean(), abs=0.03)
+    need = replicates_needed(sd, margin, alpha)
+    assert tost_power(need, sd, margin, alpha) >= 0.8 > tost_power(need - 1, sd, margin, alpha)
+    assert replicates_needed(0.0, margin, alpha) is None
+
+
+def test_an_equivalence_claim_out_of_reach_says_so(tmp_path):
+    """C8's case: at n = 6 the noise is too large for ±1 point whatever the difference."""
+    noise = np.array([0.02, -0.015, 0.01, -0.02, 0.015, -0.01])
+    v = judge("a ~ b", arms(0.0, noise), "map@r")
+    assert v.verdict == NOT_SHOWN and v.tost_power < 0.8 and v.n_needed > 6
+    from dml_experiment.report.build import claim_sentence
+
+    text = claim_sentence(v)
+    assert "equivalence is out of reach" in text and f"about {v.n_needed} replicates" in text
+
+
+def test_a_warning_of_a_test_is_kept_with_its_claim():
+    """Differences equal to 1e-13 relative make scipy warn of precision loss; the claim carries
+    the warning, and the report prints it."""
+    v = judge("a > b", rows("a", LEVEL + 0.3 + 1e-13 * NOISE) + rows("b", LEVEL), "map@r")
+    assert any("Precision loss" in n for n in v.notes), v.notes
+    from dml_experiment.report.build import claim_sentence
+
+    assert "the tests warned: RuntimeWarning: Precision loss" in claim_sentence(v)
+    assert judge("a > b", arms(0.05), "map@r").notes == []
 
 # -- replicates ------------------------------------------------------------------------------------
 def test_replicates_pair_by_seed_and_partition():

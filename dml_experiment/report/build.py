@@ -292,8 +292,18 @@ def claim_sentence(v: ClaimVerdict) -> str:
     return (
         f"{head} — Δ = {fmt(v.diff, sign=True)}, {_pct(v.level)} {kind} [{fmt(v.low, sign=True)}, {fmt(v.high, sign=True)}] "
         f"(×100{step}); {ps}; minimum detectable effect {fmt(v.mde)} at power 0.8; n = {v.n} replicates"
-        + (f"; {v.reason}" if v.reason else "") + "."
+        + equivalence_power(v) + (f"; {v.reason}" if v.reason else "")
+        + (f"; the tests warned: {'; '.join(v.notes)}" if v.notes else "") + "."
     )
+
+
+def equivalence_power(v: ClaimVerdict) -> str:
+    """For an "~" claim: the TOST's power at the observed SD, and the replicates it needs."""
+    if v.op != "~" or math.isnan(v.tost_power):
+        return ""
+    need = f"about {v.n_needed} replicates" if v.n_needed else "more replicates than can be run"
+    text = f"; TOST power {v.tost_power:.2f} at the observed SD if the arms were equal (a conclusive test needs {need})"
+    return text + (" — **equivalence is out of reach at this n**" if v.tost_power < 0.8 else "")
 
 
 def claims_table(verdicts: list[ClaimVerdict]) -> str:

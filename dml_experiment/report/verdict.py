@@ -53,9 +53,23 @@ TOST passes step k. (Holm's step-down also needs every earlier step to pass, whi
 adjusted p says.) Claims outside the family get the plain (1 - alpha) or (1 - 2 alpha) one.
 
 **Minimum detectable effect.** The true mean difference the difference test would detect
-with power 0.8 at the level alpha_k of the claim's difference test and its n replicates:
-``statsmodels.stats.power.TTestPower().solve_power`` (two-sided) times the SD of the paired
-differences, in metric units. A gap smaller than that is one this sweep could well miss.
+with power 0.8 at the level alpha_k of the claim's difference test and its n replicates,
+in metric units: Cohen's d_z at which ``statsmodels.stats.power.TTestPower().power`` is 0.8,
+times the SD of the paired differences. It is solved with ``scipy.optimize.brentq`` on the
+upper tail (``alternative="larger"`` at alpha_k / 2: the opposite tail adds under 1e-3 at
+power 0.8) and checked after solving against the two-sided power; TTestPower's own
+``solve_power`` returned non-solutions here. A gap smaller than the MDE is one this sweep
+could well miss.
+
+**Power of an equivalence claim.** For ``~`` claims the report gives the power of the TOST
+at the observed SD if the true difference were 0, and the number of replicates a
+conclusive test would need (power 0.8): with se = SD / sqrt(n), df = n - 1 and t_c the
+(1 - alpha_k) Student-t quantile, power = P(T_1 > t_c) + P(T_2 > t_c) - 1, T_1 and T_2
+non-central t with non-centralities (delta + margin) / se and (margin - delta) / se
+(Phillips, J Pharmacokinet Biopharm 18, 1990; ``scipy.stats.nct``).
+
+**Warnings** raised by a test (scipy's precision-loss warning on nearly equal arms, say)
+are kept in the claim's ``notes`` and printed beside its verdict, never silenced.
 """
 from __future__ import annotations
 
@@ -130,7 +144,10 @@ class ClaimVerdict:
     low: float = math.nan
     high: float = math.nan
     mde: float = math.nan  # minimum detectable effect (power 0.8, level alpha_k), metric units
+    tost_power: float = math.nan  # "~" claims: the TOST's power at the observed SD if the true difference were 0
+    n_needed: int | None = None  # "~" claims: replicates for a TOST with power 0.8 at that SD
     reason: str = ""
+    notes: list = field(default_factory=list)  # warnings the tests raised, as text
     replicates: list = field(default_factory=list)  # [seed, partition] of each pair
     differences: list = field(default_factory=list)  # A - B per pair, in the same order
 
@@ -205,6 +222,7 @@ def measure(claim: Claim | str, records: list[dict], metric: str, margin: float 
     n = len(d)
     p = p_tost = math.nan
     reason = ""
+    caught: list = []
     if not a_vals or not b_vals:
         missing = [m for m, v in ((claim.a, a_vals), (claim.b, b_vals)) if not v]
         reason = f"no finished run with {metric} for {', '.join(missing)}"
@@ -215,8 +233,8 @@ def measure(claim: Claim | str, records: list[dict], metric: str, margin: float 
     elif float(np.std(d)) == 0.0:
         reason = "every paired difference is the same (SD 0): no t-test is defined"
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             if kind == "paired":
                 a = np.array([a_vals[k] for k in reps])
                 b = np.array([b_vals[k] for k in reps])
@@ -235,6 +253,7 @@ def measure(claim: Claim | str, records: list[dict], metric: str, margin: float 
         diff=float(d.mean()) if n else math.nan, sd=float(d.std(ddof=1)) if n >= 2 else math.nan,
         p=p, p_tost=p_tost, margin=margin, reason=reason,
         replicates=[list(k) for k in reps], differences=[float(x) for x in d],
+        notes=sorted({f"{w.category.__name__}: {w.message}" for w in caught}) if reason == "" else [],
     )
 
 
@@ -282,15 +301,54 @@ def interval(differences, alpha: float) -> tuple[float, float]:
 
 def minimum_detectable_effect(n: int, sd: float, alpha: float, power: float = POWER) -> float:
     """The mean difference a two-sided t-test at `alpha` on n pairs detects with `power`, in
-    the metric's units (Cohen's d from statsmodels' TTestPower times the SD)."""
+    the metric's units: d_z with TTestPower().power(d_z) = power, times the SD (see the
+    module's docstring for why the upper tail is solved and the two-sided power checked)."""
     if n < 2 or not math.isfinite(sd):
         return math.nan
+    from scipy.optimize import brentq
     from statsmodels.stats.power import TTestPower
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        d = TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="two-sided")
-    return float(np.asarray(d).item()) * sd
+    tp = TTestPower()
+
+    def gap(d: float) -> float:
+        return float(tp.power(effect_size=d, nobs=n, alpha=alpha / 2, alternative="larger")) - power
+
+    high = 1.0
+    while gap(high) < 0:
+        high *= 2
+    d = brentq(gap, 0.0, high, xtol=1e-10)
+    two_sided = float(tp.power(effect_size=d, nobs=n, alpha=alpha, alternative="two-sided"))
+    if math.isfinite(two_sided) and abs(two_sided - power) > 0.01:
+        raise ArithmeticError(f"minimum detectable effect d={d:.4g} at n={n}, alpha={alpha:.3g} has "
+                              f"two-sided power {two_sided:.3f}, not {power}")
+    return d * sd
+
+
+def tost_power(n: int, sd: float, margin: float, alpha: float, delta: float = 0.0) -> float:
+    """The TOST's power against ±margin on n pairs with SD `sd` if the true difference is
+    `delta` (Phillips 1990; see the module's docstring)."""
+    if n < 2 or not math.isfinite(sd) or sd <= 0:
+        return math.nan
+    se, df = sd / math.sqrt(n), n - 1
+    tc = stats.t.ppf(1 - alpha, df)
+    p = stats.nct.sf(tc, df, (delta + margin) / se) + stats.nct.sf(tc, df, (margin - delta) / se) - 1.0
+    return float(min(1.0, max(0.0, p)))
+
+
+def replicates_needed(sd: float, margin: float, alpha: float, power: float = POWER, most: int = 100_000) -> int | None:
+    """The fewest pairs (>= 2) at which the TOST reaches `power` if the true difference is 0
+    (None: not within `most`)."""
+    if not math.isfinite(sd) or sd <= 0:
+        return None
+    low, high = 2, 2
+    while tost_power(high, sd, margin, alpha) < power:
+        low, high = high, high * 2
+        if high > most:
+            return None
+    while low < high:  # the power grows with n: the first n that reaches it
+        mid = (low + high) // 2
+        low, high = (mid + 1, high) if tost_power(mid, sd, margin, alpha) < power else (low, mid)
+    return low
 
 
 def decide(v: ClaimVerdict, p_holm: float, p_tost_holm: float, diff_step: int | None, tost_step: int | None,
@@ -310,6 +368,9 @@ def decide(v: ClaimVerdict, p_holm: float, p_tost_holm: float, diff_step: int | 
     v = replace(v, p_holm=p_holm, p_tost_holm=p_tost_holm, step=step, family=family, alpha=alpha, level=1 - lvl,
                 interval="equivalence" if equivalence_interval else "difference", low=low, high=high,
                 mde=minimum_detectable_effect(v.n, v.sd, level_of(diff_step)))
+    if v.op == "~":
+        v = replace(v, tost_power=tost_power(v.n, v.sd, v.margin, level_of(tost_step)),
+                    n_needed=replicates_needed(v.sd, v.margin, level_of(tost_step)))
     diff_alpha = level_of(diff_step)
     if v.verdict == NOT_TESTABLE or v.reason:  # gated, or nothing to test: the reason says why
         return v
