@@ -29,6 +29,7 @@ from dml_core.training.config import (
 )
 
 from .grid import GridConfig, expand_grid
+from .report.baselines import BASELINES
 from .resources import RayConfig
 from .tuning.space import TuneSettings, apply_values
 
@@ -57,7 +58,7 @@ class MethodConfig(Strict):
 
 
 # C9's fixed metrics on raw inputs (dml_experiment.report.baselines): claim names besides methods.
-BASELINE_METHODS = ("raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened")
+BASELINE_METHODS = tuple(BASELINES)
 
 
 class ComparisonConfig(Strict):
@@ -77,7 +78,7 @@ class ComparisonConfig(Strict):
     baselines: bool = False  # C9: also score fixed metrics on raw inputs
     # The claims the verdicts test (dml_experiment.report.verdict), each "A > B" (A beats B), "A < B",
     # "A != B" (they differ) or "A ~ B" (equivalent within ±margin); A and B are methods of the
-    # comparison (or, with baselines, raw_euclidean, raw_cosine, raw_mahalanobis, raw_pca_whitened).
+    # comparison (or, with baselines, one of BASELINE_METHODS).
     expect: list[str] = Field(default_factory=list)
     # Show the published numbers of Song et al. (CVPR 2017) beside ours, with the ranking
     # agreement (Kendall tau): for a comparison of the four losses of that paper (C5).

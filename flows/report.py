@@ -16,7 +16,7 @@ from dml_experiment.record import TrialRecord
 from dml_experiment.profile import Profile
 
 BASELINE_CACHE = "baselines.json"
-BASELINE_CACHE_VERSION = 1  # bump when dml_experiment.report.baselines changes what it computes
+BASELINE_CACHE_VERSION = 2  # bump when dml_experiment.report.baselines changes what it computes
 
 
 def default_dataset_dir(profile: Profile, records: list[dict]) -> Path:

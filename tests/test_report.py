@@ -224,7 +224,7 @@ def test_baselines_are_scored_like_embeddings(tiny):
 
     ds_dir = tiny / "fashion_mnist"
     got = {r["method"]: r for r in raw_baselines(ds_dir, 100, ks=(1, 2), pca_components=16)}
-    assert set(got) == {"raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened"}
+    assert set(got) == {"raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened", "raw_pca_lda"}
     assert all(r["status"] == "finished" and r["seed"] is None and r["history"] == [] for r in got.values())
 
     ev = PreparedDataset(ds_dir, "eval")
@@ -243,6 +243,14 @@ def test_baselines_are_scored_like_embeddings(tiny):
     assert got["raw_mahalanobis"]["metrics"]["recall@1"] == pytest.approx(brute_recall_at_1(x @ chol, y))
     pca = PCA(n_components=16, whiten=True, svd_solver="full").fit(train)
     assert got["raw_pca_whitened"]["metrics"]["recall@1"] == pytest.approx(brute_recall_at_1(pca.transform(x), y))
+    # The learned linear metric: PCA then LDA fitted on the training images and classes.
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    train_labels = tr.labels[stratified_subset(tr.labels, 10_000, seed=0)]
+    reduce = PCA(n_components=min(256, *train.shape), svd_solver="full").fit(train)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto", n_components=min(64, len(set(train_labels)) - 1))
+    lda.fit(reduce.transform(train), train_labels)
+    assert got["raw_pca_lda"]["metrics"]["recall@1"] == pytest.approx(brute_recall_at_1(lda.transform(reduce.transform(x)), y))
 
     missing = raw_baselines(tiny / "nope", 100)
     assert all(r["status"] == "failed" and r["error"] for r in missing)
@@ -344,7 +352,8 @@ def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path, monkey
     assert "PLACEHOLDER-TABLE" not in readme.read_text() and (tmp_path / "docs/results/quick/report.md").is_file()
     assert json.loads((out2 / "results.json").read_text())[0]["method"] == records[0]["method"]
     cached = json.loads((out2 / "baselines.json").read_text())
-    assert {r["method"] for r in cached["records"]} == {"raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened"}
+    assert {r["method"] for r in cached["records"]} == {"raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened",
+                                                        "raw_pca_lda"}
     assert "10.0 min" in (out2 / "report.md").read_text()
 
 

@@ -9,7 +9,13 @@ the eval split) and the same ``dml_core.metrics.evaluate``; only the vectors dif
   fitted on the TRAINING split; evaluated as Euclidean distance on the whitened pixels
   (``MahalanobisDistance.whiten``), which is the same distance;
 - ``raw_pca_whitened``: PCA fitted on the training split, the first 64 components divided by
-  the square root of their variance, Euclidean distance.
+  the square root of their variance, Euclidean distance;
+- ``raw_pca_lda``: a linear metric LEARNED on the training classes, the classic baseline a
+  deep metric must beat: PCA to 256 components, then Fisher's linear discriminant analysis
+  (Fisher 1936; Belhumeur, Hespanha, Kriegman 1997's "Fisherfaces" PCA-then-LDA) with
+  Ledoit-Wolf shrinkage of the within-class scatter, its 64 leading discriminants (as many as
+  the learned embedding has dimensions), Euclidean distance; scikit-learn's
+  ``PCA`` and ``LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto")``.
 
 The fits see at most ``fit_items`` training images (a stratified subset, seed 0), never an
 evaluation image. The records have the shape of a sweep's results.json rows (method raw_*,
@@ -30,7 +36,10 @@ BASELINES = {
     "raw_cosine": "raw pixels, cosine distance (1 - cos)",
     "raw_mahalanobis": "raw pixels, Mahalanobis distance with the Ledoit-Wolf shrinkage covariance of the training split",
     "raw_pca_whitened": "raw pixels, PCA fitted on the training split, {k} whitened components, Euclidean distance",
+    "raw_pca_lda": "raw pixels, a linear metric learned on the training classes: PCA to {p} components, then LDA "
+                   "(shrunk within-class scatter) to {k} discriminants, Euclidean distance",
 }
+LDA_PCA_COMPONENTS = 256
 
 
 def raw_pixels(dataset, rows: np.ndarray, batch: int = 5000) -> np.ndarray:
@@ -64,9 +73,24 @@ def pca_whitener(train: np.ndarray, components: int = 64, eps: float = 1e-8):
     return lambda x: (x - mean) @ proj
 
 
+def lda_projector(train: np.ndarray, labels: np.ndarray, components: int = 64, pca_components: int = LDA_PCA_COMPONENTS):
+    """x -> its leading LDA discriminants after PCA, both fitted on the training images and
+    their classes (Fisher 1936 on a PCA subspace, as Belhumeur et al. 1997)."""
+    from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    pca = PCA(n_components=min(pca_components, *train.shape), svd_solver="full").fit(train)
+    reduced = pca.transform(train)
+    k = min(components, len(np.unique(labels)) - 1, reduced.shape[1])
+    if k < 1:
+        raise ValueError(f"LDA needs at least 2 training classes, got {len(np.unique(labels))}")
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto", n_components=k).fit(reduced, labels)
+    return lambda x: lda.transform(pca.transform(x))
+
+
 def baseline_vectors(dataset_dir: str | Path, max_items: int | None, *, fit_items: int = 10_000, pca_components: int = 64):
-    """{name: (vectors [n, d] float32, distance)} of the four baselines on the eval rows,
-    and the eval labels [n]."""
+    """{name: (vectors [n, d] float32, distance)} of the baselines on the eval rows, and the
+    eval labels [n]."""
     from dml_core.distances import build_distance
 
     ev, rows = eval_rows(dataset_dir, max_items)
@@ -74,6 +98,7 @@ def baseline_vectors(dataset_dir: str | Path, max_items: int | None, *, fit_item
     labels = ev.labels[rows]
     tr, train_rows = eval_rows(dataset_dir, fit_items, split="train")
     train = raw_pixels(tr, train_rows)
+    train_labels = tr.labels[train_rows]
 
     maha = build_distance("mahalanobis", data=torch.from_numpy(train), shrinkage="ledoit_wolf")
     whitened = maha.whiten(torch.from_numpy(x)).numpy()
@@ -83,13 +108,14 @@ def baseline_vectors(dataset_dir: str | Path, max_items: int | None, *, fit_item
         "raw_cosine": (x, "cosine"),
         "raw_mahalanobis": (whitened, "euclidean"),
         "raw_pca_whitened": (pca, "euclidean"),
+        "raw_pca_lda": (lda_projector(train, train_labels, pca_components)(x), "euclidean"),
     }
     return {k: (np.ascontiguousarray(v, dtype=np.float32), d) for k, (v, d) in vectors.items()}, labels
 
 
 def raw_baselines(dataset_dir: str | Path, max_items: int | None, ks=(1, 2, 4, 8), *, fit_items: int = 10_000,
                   pca_components: int = 64, nmi: bool = True) -> list[dict]:
-    """The four C9 baselines as results.json-shaped records (seed None, no history)."""
+    """The C9 baselines as results.json-shaped records (seed None, no history)."""
     from dml_core.metrics import evaluate
 
     started = time.perf_counter()
@@ -97,10 +123,11 @@ def raw_baselines(dataset_dir: str | Path, max_items: int | None, ks=(1, 2, 4, 8
     def config(name, distance):
         return {
             "dataset": str(dataset_dir),
-            "baseline": BASELINES[name].format(k=pca_components),
+            "baseline": BASELINES[name].format(k=pca_components, p=LDA_PCA_COMPONENTS),
             "distance": distance,
             "eval": {"ks": list(ks), "max_items": max_items, "split": "eval", "nmi": nmi},
-            "fit": {"split": "train", "max_items": fit_items, "pca_components": pca_components},
+            "fit": {"split": "train", "max_items": fit_items, "pca_components": pca_components,
+                    **({"lda_pca_components": LDA_PCA_COMPONENTS} if name == "raw_pca_lda" else {})},
         }
 
     try:
