@@ -80,6 +80,10 @@ class ComparisonConfig(Strict):
     # "A != B" (they differ) or "A ~ B" (equivalent within ±margin); A and B are methods of the
     # comparison (or, with baselines, one of BASELINE_METHODS).
     expect: list[str] = Field(default_factory=list)
+    # A 2 x 2 design ([[a1, b1], [a2, b2]], four methods of the comparison): the report shows
+    # the interaction (a1 - b1) - (a2 - b2), e.g. the distance's effect without and with
+    # normalisation (C3). Reported with its interval, never judged.
+    interaction: list[list[str]] | None = None
     # Show the published numbers of Song et al. (CVPR 2017) beside ours, with the ranking
     # agreement (Kendall tau): for a comparison of the four losses of that paper (C5).
     published: bool = False
@@ -98,6 +102,11 @@ class ComparisonConfig(Strict):
                     raise ValueError(f"expect[{i}]: {name!r} is not a method of this comparison{hint}; known: {', '.join(known)}")
             if a == b:
                 raise ValueError(f"expect[{i}]: {text!r} compares a method with itself")
+        if self.interaction is not None:
+            flat = [m for pair in self.interaction for m in pair]
+            if [len(p) for p in self.interaction] != [2, 2] or len(set(flat)) != 4 or not set(flat) <= set(self.methods):
+                raise ValueError(f"interaction: {self.interaction!r} is not [[a1, b1], [a2, b2]] of four distinct methods "
+                                 f"of this comparison ({', '.join(self.methods)})")
         if self.metric in self.secondary:
             raise ValueError(f"secondary: {self.metric!r} is the primary metric")
         return self
@@ -131,6 +140,34 @@ class Profile(Strict):
     tune: TuneSettings | None = None
     # The wall-time budget a sweep of this profile is held to; the report says whether it kept it.
     target_minutes: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def one_space_per_comparison(self) -> "Profile":
+        """The arms of a comparison search one range for every option they share (an option
+        of the same loss or miner, or of the optimizer): unequal ranges would make the search
+        space a second factor of the comparison, as an unequal budget would."""
+        if self.tune is None:
+            return self
+        for cid, comp in self.comparisons.items():
+            arms = [m for m in comp.methods if m in self.methods]
+            for i, a in enumerate(arms):
+                for b in arms[i + 1:]:
+                    self.check_same_space(cid, a, b)
+        return self
+
+    def check_same_space(self, cid: str, a: str, b: str) -> None:
+        space_a, space_b = self.tune.space_of(a), self.tune.space_of(b)
+        for path in sorted(space_a.keys() & space_b.keys()):
+            owner = path.split(".")[0]
+            if owner in ("loss", "miner"):
+                ca, cb = getattr(self.methods[a], owner), getattr(self.methods[b], owner)
+                if ca is None or cb is None or ca.name != cb.name:
+                    continue  # e.g. a triplet margin and a lifted margin: two different options
+            if space_a[path] != space_b[path]:
+                raise ValueError(
+                    f"comparisons.{cid}: {a} searches {path} over {space_a[path].text()} but {b} over "
+                    f"{space_b[path].text()}; the arms of a comparison search one range for an option they share"
+                )
 
     @model_validator(mode="after")
     def references(self) -> "Profile":

@@ -53,6 +53,35 @@ def test_a_method_with_a_larger_budget_is_refused_by_name():
         load_profile(data, "p")
 
 
+def comparing(data: dict, margin_b: dict, loss_b: dict | None = None) -> dict:
+    """`data` with a second triplet arm searching `margin_b`, and a comparison of the two."""
+    p = data["profiles"]["p"]
+    p["methods"]["triplet_b"] = {"loss": loss_b or {"name": "triplet", "options": {"margin": 0.2}}}
+    p["tune"]["methods"]["triplet_b"] = {"space": {"loss.margin": margin_b}}
+    p["comparisons"] = {"C": {"claim": "x", "methods": ["triplet", "triplet_b"], "expect": ["triplet != triplet_b"]}}
+    return data
+
+
+def test_a_comparison_whose_arms_search_different_ranges_is_refused_by_name():
+    data = comparing(params(), {"uniform": [0.05, 1.0]})
+    with pytest.raises(ValueError, match=r"comparisons\.C: triplet searches loss\.margin over uniform \[0\.05, 0\.5\] "
+                                         r"but triplet_b over uniform \[0\.05, 1\.0\]"):
+        load_profile(data, "p")
+    load_profile(comparing(params(), {"uniform": [0.05, 0.5]}), "p")  # one range: accepted
+    # The shared learning rate counts too: a method's own lr range is another space.
+    data = comparing(params(), {"uniform": [0.05, 0.5]})
+    data["profiles"]["p"]["tune"]["methods"]["triplet_b"]["space"]["optimizer.lr"] = {"loguniform": [1e-3, 1e-1]}
+    with pytest.raises(ValueError, match=r"comparisons\.C: .*optimizer\.lr"):
+        load_profile(data, "p")
+
+
+def test_a_margin_of_another_loss_is_another_option():
+    """A lifted-structured margin (on D) and a triplet margin (on D^2) are two options: their
+    ranges may differ (C5 compares different losses)."""
+    data = comparing(params(), {"uniform": [0.2, 1.5]}, {"name": "lifted_structured", "options": {"margin": 1.0}})
+    load_profile(data, "p")
+
+
 def test_the_same_budget_written_twice_is_accepted():
     data = params()
     data["profiles"]["p"]["tune"]["methods"]["contrastive"]["budget"] = dict(BASE["profiles"]["p"]["tune"]["budget"])

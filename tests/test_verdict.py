@@ -242,3 +242,24 @@ def test_comparison_config_fields_and_equivalence_claims():
         ComparisonConfig(claim="x", methods=["a", "b"], margin=0)
     with pytest.raises(ValueError, match="primary metric"):
         ComparisonConfig(claim="x", methods=["a", "b"], secondary=["map@r"])
+
+
+# -- the interaction of a 2 x 2 -------------------------------------------------------------------
+def test_the_interaction_of_a_two_by_two_is_the_difference_of_differences():
+    """a1 - b1 = +5 points, a2 - b2 = +1 point: the interaction is +4, with an interval from
+    the per-replicate values, and a design without interaction gives one covering 0."""
+    from dml_experiment.report.verdict import interaction
+
+    recs = rows("a1", LEVEL + 0.05 + NOISE) + rows("b1", LEVEL) + rows("a2", LEVEL + 0.01) + rows("b2", LEVEL)
+    x = interaction([["a1", "b1"], ["a2", "b2"]], recs, "map@r")
+    assert x["n"] == 6 and x["diff"] == pytest.approx(0.04)
+    assert x["low"] < 0.04 < x["high"] and x["p"] == pytest.approx(stats.ttest_1samp(0.04 + NOISE, 0.0).pvalue)
+    flat = rows("a1", LEVEL + 0.05 + NOISE) + rows("b1", LEVEL) + rows("a2", LEVEL + 0.05) + rows("b2", LEVEL)
+    y = interaction([["a1", "b1"], ["a2", "b2"]], flat, "map@r")
+    assert y["low"] < 0 < y["high"] and y["p"] > 0.5
+
+
+def test_an_interaction_must_name_four_methods_of_its_comparison():
+    with pytest.raises(ValueError, match="interaction"):
+        ComparisonConfig(claim="x", methods=["a", "b", "c", "d"], interaction=[["a", "b"], ["c", "a"]])
+    ComparisonConfig(claim="x", methods=["a", "b", "c", "d"], interaction=[["a", "b"], ["c", "d"]])

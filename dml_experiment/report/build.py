@@ -31,6 +31,7 @@ from .tuning import tuning_section
 from .sanity import REFERENCES, gate, reference_values
 from .verdict import (
     ALPHA, EQUIVALENT, HOLDS, MARGIN, NOT_SHOWN, NOT_TESTABLE, REVERSED, ClaimVerdict, judge_family, overall, parse_claim,
+    interaction,
     unjudged,
 )
 
@@ -598,6 +599,7 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
             claims_table(verdicts), "",
         ]
         lines += [f"- {claim_sentence(v)}" for v in verdicts] + [""]
+    lines += interaction_lines(comp, all_records, entry)
     sec = secondary_metrics(profile, comp)
     if sec and comp.expect:
         table, sec_verdicts = secondary_table(comp.expect, all_records, sec, comp.margin)
@@ -618,6 +620,19 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
     if failed:
         lines += ["Failed runs in this comparison: " + ", ".join(f"`{r.get('name')}`" for r in failed) + " (see Failed trials).", ""]
     return "\n".join(lines)
+
+
+def interaction_lines(comp, records: list[dict], entry: dict) -> list[str]:
+    """The interaction of a 2 x 2 comparison (reported, never judged)."""
+    if not comp.interaction:
+        return []
+    x = interaction(comp.interaction, records, comp.metric)
+    entry["interaction"] = clean(x)
+    warned = f" The test warned: {'; '.join(x['notes'])}." if x["notes"] else ""
+    return [f"**Interaction** (2 x 2, reported, never judged): {x['text']} on {label(comp.metric)} = "
+            f"{fmt(x['diff'], sign=True)}, 95% interval [{fmt(x['low'], sign=True)}, {fmt(x['high'], sign=True)}] (×100), "
+            f"raw two-sided p {fmt_p(x['p'])}, n = {x['n']} replicates: how much the first pair's difference changes "
+            f"with the second factor.{warned}", ""]
 
 
 RULE = (

@@ -469,6 +469,26 @@ def unjudged(claim: Claim | str, records: list[dict], metric: str, confidence: f
     return replace(v, verdict=SECONDARY, level=confidence, low=low, high=high)
 
 
+def interaction(pairs, records: list[dict], metric: str, confidence: float = 0.95) -> dict:
+    """The interaction of a 2 x 2 design, [[a1, b1], [a2, b2]]: the mean over replicates of
+    (a1 - b1) - (a2 - b2), how much the effect of one factor changes with the other, with its
+    plain Student-t interval and the raw two-sided p of a one-sample t-test (reported, never
+    judged). Replicates are those finished for all four arms."""
+    (a1, b1), (a2, b2) = pairs
+    values = [replicate_values(records, m, metric) for m in (a1, b1, a2, b2)]
+    reps = sorted(set.intersection(*(set(v) for v in values)), key=_order)
+    d = np.array([(values[0][k] - values[1][k]) - (values[2][k] - values[3][k]) for k in reps])
+    out = {"text": f"({a1} − {b1}) − ({a2} − {b2})", "metric": metric, "n": len(d),
+           "diff": float(d.mean()) if len(d) else math.nan, "low": math.nan, "high": math.nan, "p": math.nan, "notes": []}
+    if len(d) >= 2 and float(np.std(d)) > 0:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out["p"] = float(stats.ttest_1samp(d, 0.0).pvalue)
+            out["low"], out["high"] = interval(d, 1 - confidence)
+        out["notes"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    return out
+
+
 def overall(verdicts: list[ClaimVerdict]) -> str:
     """One word for a comparison when every claim agrees (holds, reversed, ...), otherwise
     "mixed (2 hold, 1 not shown)"; "no claim" without any."""
