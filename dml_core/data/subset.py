@@ -28,15 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .augment import RandomCropFlip
-from .dataset import Batch, PreparedDataset, first_item
+from .dataset import Batch, BatchDataset, PreparedDataset, row_indices
 from .prepared import read_card
 from .splits import TRAIN, VAL
 
 PARTITION_SALT = 7919  # the second word of the partition generator's seed: [p, 7919]
 
 
-class ClassSubset(torch.utils.data.Dataset):
+class ClassSubset(BatchDataset):
     """The rows of ``dataset`` whose class label is in ``classes``, as a dataset of its own.
 
     Rows are renumbered 0..len-1 in the order of the underlying dataset; ``rows`` maps them
@@ -116,39 +115,18 @@ class ClassSubset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _indices(self, indices) -> np.ndarray:
-        if isinstance(indices, torch.Tensor):
-            indices = indices.numpy()
-        idx = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices), dtype=np.int64)
-        if idx.ndim != 1:
-            raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
-        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            bad = idx[(idx < 0) | (idx >= len(self))][0]
-            raise IndexError(f"index {bad} out of range for a dataset of {len(self)} rows")
-        return idx
-
     def gather_uint8(self, indices) -> np.ndarray:
-        return self.base.gather_uint8(self.rows[self._indices(indices)])
+        return self.base.gather_uint8(self.rows[row_indices(indices, len(self))])
 
     def keys(self, indices) -> list[str]:
-        return self.base.keys(self.rows[self._indices(indices)])
+        return self.base.keys(self.rows[row_indices(indices, len(self))])
 
-    def get_batch(
-        self,
-        indices,
-        *,
-        augment: RandomCropFlip | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Batch:
-        idx = self._indices(indices)
-        batch = self.base.get_batch(self.rows[idx], augment=augment, generator=generator)
+    def get_batch(self, indices, **options) -> Batch:
+        """The base set's batch of these rows (``options``: augment, generator, as there),
+        with ``indices`` numbered in this subset."""
+        idx = row_indices(indices, len(self))
+        batch = self.base.get_batch(self.rows[idx], **options)
         return batch._replace(indices=torch.from_numpy(idx))
-
-    def __getitems__(self, indices: list[int]) -> Batch:
-        return self.get_batch(indices)
-
-    def __getitem__(self, index: int):
-        return first_item(self.get_batch([int(index)]))
 
     def __repr__(self) -> str:
         name = f", name={self.name!r}" if self.name else ""
