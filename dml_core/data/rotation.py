@@ -29,10 +29,8 @@ import torch
 
 from ..validation import check_count
 from .fashion_mnist import CITATION as FMNIST_CITATION
-from .fashion_mnist import CLASS_NAMES, DEFAULT_RAW_DIR, read_fashion_mnist
-from .images import ArrayImages, resize_array
+from .fashion_mnist import DEFAULT_RAW_DIR, read_fashion_mnist, split_by_class
 from .source import SOURCES, Source, SourceData
-from .splits import class_range_split
 
 PERIOD = 360.0
 CONTINUOUS_INFO = {
@@ -157,18 +155,9 @@ class Rotation(Source):
     def load(self, raw_dir: Path) -> SourceData:
         images, labels, keys, sources = read_fashion_mnist(raw_dir)
         angles = draw_angles(len(images), self.params["seed"])
-        rotated = resize_array(rotate_images(images, angles)[..., None], self.params["image_size"])
-        class_split = class_range_split(len(CLASS_NAMES), self.params["train_classes"])
         return self.finish(
-            SourceData(
-                images=ArrayImages(rotated),
-                labels=labels,
-                class_names=list(CLASS_NAMES),
-                split=class_split[labels],
-                keys=keys,
-                sources=sources,
-                continuous=angles,
-                continuous_info=dict(CONTINUOUS_INFO),
-                hflip_safe=False,
+            split_by_class(
+                rotate_images(images, angles), labels, keys, sources, self.params,
+                continuous=angles, continuous_info=dict(CONTINUOUS_INFO), hflip_safe=False,
             )
         )
