@@ -16,7 +16,7 @@ From the shell (the DVC ``prepare`` stage): ``python -m dml_core.data prepare --
 """
 from .augment import RandomCropFlip, default_augmentation, to_float
 from .dataset import Batch, BatchLoader, PreparedDataset, collate_batch, sequential_batches
-from .prepared import read_card
+from .card import read_card
 from .registry import known_sources, prepare_dataset, source_options
 from .rotation import angle_to_unit_vector, circular_distance
 from .version import data_version

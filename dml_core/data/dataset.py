@@ -28,7 +28,7 @@ import pyarrow as pa
 import torch
 
 from .augment import RandomCropFlip, default_augmentation, to_float
-from .prepared import read_card
+from .card import read_card
 from .splits import SPLIT_ORDER
 
 

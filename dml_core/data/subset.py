@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .dataset import Batch, BatchDataset, PreparedDataset, row_indices
-from .prepared import read_card
+from .card import read_card
 from .splits import TRAIN, VAL
 
 PARTITION_SALT = 7919  # the second word of the partition generator's seed: [p, 7919]
