@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .continuous import continuous_entry
 from .source import Source, SourceData
 from .splits import split_names
 
@@ -101,7 +102,7 @@ def build_card(
         ),
         "eval_protocol": eval_protocol(splits),
         "classes": class_entries(data, labels, splits),
-        "continuous_label": data.continuous_info,
+        "continuous_label": continuous_entry(data.continuous, data.continuous_info),
         "augmentation": {"hflip": bool(data.hflip_safe)},
         "sources": source_checksums(data),
         "shards": shards,

@@ -28,7 +28,8 @@ import pyarrow as pa
 import torch
 
 from .augment import RandomCropFlip, default_augmentation, to_float
-from .card import read_card
+from .card import CARD_FILE, read_card
+from .continuous import ContinuousLabel, read_continuous_label
 from .splits import SPLIT_ORDER
 
 
@@ -87,6 +88,16 @@ def first_item(batch: Batch):
         return item
     c = batch.continuous_labels[0]
     return (*item, float(c) if c.dim() == 0 else c)
+
+
+def continuous_meaning(dataset) -> ContinuousLabel | None:
+    """What the continuous label of ``dataset`` (a PreparedDataset or a ClassSubset) means:
+    its card's (continuous.py), a linear label without a range taking that of its rows.
+    None for a set without one."""
+    meaning = read_continuous_label(dataset.card, dataset.path / CARD_FILE)
+    if meaning is None or dataset.continuous_labels is None:
+        return meaning
+    return meaning.with_range_of(dataset.continuous_labels)
 
 
 class BatchDataset(torch.utils.data.Dataset):
@@ -208,6 +219,11 @@ class PreparedDataset(BatchDataset):
     @property
     def num_classes(self) -> int:
         return int(self.card["num_classes"])
+
+    @property
+    def continuous_meaning(self) -> ContinuousLabel | None:
+        """What the continuous label means (None without one): see continuous_meaning()."""
+        return continuous_meaning(self)
 
     def gather_uint8(self, indices) -> np.ndarray:
         """The raw uint8 images [B, H, W, C] of ``indices``: one fancy index per shard touched."""

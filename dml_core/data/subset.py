@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .dataset import Batch, BatchDataset, PreparedDataset, row_indices
+from .continuous import ContinuousLabel
+from .dataset import Batch, BatchDataset, PreparedDataset, continuous_meaning, row_indices
 from .card import read_card
 from .splits import TRAIN, VAL
 
@@ -111,6 +112,11 @@ class ClassSubset(BatchDataset):
     @property
     def num_classes(self) -> int:
         return self.base.num_classes
+
+    @property
+    def continuous_meaning(self) -> ContinuousLabel | None:
+        """As PreparedDataset's; a linear label's range is that of this subset's rows."""
+        return continuous_meaning(self)
 
     def __len__(self) -> int:
         return len(self.rows)
