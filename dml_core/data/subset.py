@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .card import read_card
 from .continuous import ContinuousLabel
 from .dataset import Batch, BatchDataset, PreparedDataset, continuous_meaning, row_indices
-from .card import read_card
 from .splits import TRAIN, VAL
 
 PARTITION_SALT = 7919  # the second word of the partition generator's seed: [p, 7919]
@@ -40,10 +40,11 @@ class ClassSubset(BatchDataset):
     """The rows of ``dataset`` whose class label is in ``classes``, as a dataset of its own.
 
     Rows are renumbered 0..len-1 in the order of the underlying dataset; ``rows`` maps them
-    back. ``labels``, ``continuous_labels``, ``image_shape``, ``card``, ``path``,
-    ``get_batch`` (``Batch.indices`` are subset row numbers), ``gather_uint8``, ``keys``,
-    ``ds[i]`` and ``__getitems__`` behave as on a :class:`PreparedDataset`. Pickling sends
-    the base dataset (its path) and the class ids; the rows are recomputed on arrival.
+    back. ``labels``, ``continuous_labels``, ``continuous_meaning``, ``image_shape``,
+    ``card``, ``path``, ``get_batch`` (``Batch.indices`` are subset row numbers),
+    ``gather_uint8``, ``keys``, ``ds[i]`` and ``__getitems__`` behave as on a
+    :class:`PreparedDataset`. Pickling sends the base dataset (its path) and the class ids;
+    the rows are recomputed on arrival.
     """
 
     def __init__(self, dataset: PreparedDataset, classes: Iterable[int], *, name: str | None = None):
