@@ -7,11 +7,13 @@ import torch
 
 from dml_core.data import (
     BatchLoader,
+    ContinuousLabel,
     PreparedDataset,
     RandomCropFlip,
     angle_to_unit_vector,
     circular_distance,
     prepare_dataset,
+    read_card,
 )
 from dml_core.data.fashion_mnist import read_fashion_mnist
 from dml_core.data.rotation import draw_angles, rotate_images
@@ -76,6 +78,8 @@ def test_prepared_rotation_set(tmp_path):
     out = tmp_path / "rotation"
     card = prepare_dataset("rotation", raw, out, seed=5, val_classes=1)
     info = card["continuous_label"]
+    # What the trial reads: an angle with period 360.
+    assert (info["kind"], info["period"]) == ("angle", 360.0)
     assert info["name"] == "angle" and info["unit"] == "degrees"
     assert (info["low"], info["high"]) == (0.0, 360.0)
     assert "circular" in info["distance"]
@@ -83,6 +87,8 @@ def test_prepared_rotation_set(tmp_path):
     assert card["params"]["seed"] == 5
 
     ds = PreparedDataset(out, ["train", "val", "eval"])
+    assert ds.continuous_meaning == ContinuousLabel("angle", period=360.0)
+    assert read_card(out)["continuous_label"] == info
     assert ds.continuous_labels.dtype == np.float32
     assert ds.continuous_labels.min() >= 0 and ds.continuous_labels.max() < 360
     image, label, angle = ds[0]

@@ -263,7 +263,6 @@ def fake_sweep(tiny, out: Path, profile: Profile, seeds=(0, 1, 2), epochs=3, max
     from dml_core.data import PreparedDataset
     from dml_core.metrics import evaluate, evaluate_continuous, save_embeddings
     from dml_core.training.embed import stratified_subset
-    from dml_core.training.trial import continuous_targets
 
     out.mkdir(parents=True, exist_ok=True)
     records = []
@@ -288,7 +287,7 @@ def fake_sweep(tiny, out: Path, profile: Profile, seeds=(0, 1, 2), epochs=3, max
             if method.labels == "class":
                 metrics = evaluate(emb, labels, ks=(1, 2, 4, 8), seed=0)
             else:
-                metrics = evaluate_continuous(emb, continuous_targets(ev.continuous_labels[rows]).numpy(), ks=[1, 2, 4, 8])
+                metrics = evaluate_continuous(emb, ev.continuous_meaning.targets(ev.continuous_labels[rows]).numpy(), ks=[1, 2, 4, 8])
             history = []
             for e in range(epochs):
                 h = {"epoch": float(e), "train/loss": 1.0 / (e + 1) + 0.1 * i, "train/steps": 3.0}

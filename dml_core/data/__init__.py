@@ -15,15 +15,16 @@ eval by disjoint classes, plus a class-held-out validation split)::
 From the shell (the DVC ``prepare`` stage): ``python -m dml_core.data prepare --params params.yaml``.
 """
 from .augment import RandomCropFlip, default_augmentation, to_float
+from .card import read_card
+from .continuous import ContinuousLabel, angle_to_unit_vector, circular_distance, read_continuous_label
 from .dataset import Batch, BatchLoader, PreparedDataset, collate_batch, sequential_batches
-from .prepared import read_card
 from .registry import known_sources, prepare_dataset, source_options
-from .rotation import angle_to_unit_vector, circular_distance
 from .version import data_version
 
 __all__ = [
     "Batch",
     "BatchLoader",
+    "ContinuousLabel",
     "PreparedDataset",
     "RandomCropFlip",
     "angle_to_unit_vector",
@@ -34,6 +35,7 @@ __all__ = [
     "known_sources",
     "prepare_dataset",
     "read_card",
+    "read_continuous_label",
     "sequential_batches",
     "source_options",
     "to_float",

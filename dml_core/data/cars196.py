@@ -17,11 +17,12 @@ release's ``test`` flag and the bounding boxes. Reading .mat files needs SciPy.
 """
 from __future__ import annotations
 
+from functools import partialmethod
 from pathlib import Path
 
 import numpy as np
 
-from .photo_source import PhotoSource
+from .photo_source import ClassRangePhotoSource
 from .source import SOURCES, SourceData, require_dir, sha256_file
 
 ANNOTATIONS = "cars_annos.mat"
@@ -54,7 +55,7 @@ def read_cars_annos(path: Path) -> tuple[list[str], np.ndarray, list[str]]:
 
 
 @SOURCES.register("cars196")
-class Cars196(PhotoSource):
+class Cars196(ClassRangePhotoSource):
     """Cars196 from cars_annos.mat; first ``train_classes`` (default 98) classes train."""
 
     description = "Cars196 (Stanford Cars), all images pooled; classes 1-98 train, 99-196 eval (DML protocol)."
@@ -64,14 +65,7 @@ class Cars196(PhotoSource):
     )
     layout = "cars_annos.mat + car_ims/"
 
-    def __init__(
-        self,
-        train_classes: int | None = None,
-        val_classes: int = 20,
-        image_size: int = 128,
-        workers: int = 0,
-    ):
-        super().__init__(image_size, workers, train_classes=train_classes, val_classes=val_classes)
+    __init__ = partialmethod(ClassRangePhotoSource.__init__, val_classes=20)
 
     def load(self, raw_dir: Path) -> SourceData:
         root = require_dir(raw_dir)

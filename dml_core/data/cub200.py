@@ -18,11 +18,12 @@ Bounding boxes are not used.
 """
 from __future__ import annotations
 
+from functools import partialmethod
 from pathlib import Path
 
 import numpy as np
 
-from .photo_source import PhotoSource
+from .photo_source import ClassRangePhotoSource
 from .source import (
     SOURCES,
     SourceData,
@@ -37,7 +38,7 @@ RELEASE_DIR = "CUB_200_2011"
 
 
 @SOURCES.register("cub200")
-class CUB200(PhotoSource):
+class CUB200(ClassRangePhotoSource):
     """CUB-200-2011 from its release layout; first ``train_classes`` (default 100) train."""
 
     description = "CUB-200-2011 birds; classes 1-100 train, 101-200 eval (DML protocol), resized square RGB."
@@ -47,14 +48,7 @@ class CUB200(PhotoSource):
     )
     layout = "CUB_200_2011/{classes.txt, images.txt, image_class_labels.txt, images/}"
 
-    def __init__(
-        self,
-        train_classes: int | None = None,
-        val_classes: int = 20,
-        image_size: int = 128,
-        workers: int = 0,
-    ):
-        super().__init__(image_size, workers, train_classes=train_classes, val_classes=val_classes)
+    __init__ = partialmethod(ClassRangePhotoSource.__init__, val_classes=20)
 
     def load(self, raw_dir: Path) -> SourceData:
         root = find_release_root(require_dir(raw_dir), RELEASE_DIR, "images.txt")

@@ -28,7 +28,8 @@ import pyarrow as pa
 import torch
 
 from .augment import RandomCropFlip, default_augmentation, to_float
-from .prepared import read_card
+from .card import CARD_FILE, read_card
+from .continuous import ContinuousLabel, read_continuous_label
 from .splits import SPLIT_ORDER
 
 
@@ -65,6 +66,20 @@ def collate_batch(batch: Batch) -> Batch:
     return batch
 
 
+def row_indices(indices: Iterable[int] | np.ndarray | torch.Tensor, rows: int) -> np.ndarray:
+    """``indices`` as a 1-D int64 array, each checked to lie in 0..rows-1 (IndexError naming
+    the first that does not)."""
+    if isinstance(indices, torch.Tensor):
+        indices = indices.numpy()
+    idx = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices), dtype=np.int64)
+    if idx.ndim != 1:
+        raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= rows):
+        bad = idx[(idx < 0) | (idx >= rows)][0]
+        raise IndexError(f"index {bad} out of range for a dataset of {rows} rows")
+    return idx
+
+
 def first_item(batch: Batch):
     """``ds[i]`` from a one-row batch: (image, label), plus the continuous label where the
     set has one (a float, or a float tensor)."""
@@ -75,7 +90,31 @@ def first_item(batch: Batch):
     return (*item, float(c) if c.dim() == 0 else c)
 
 
-class PreparedDataset(torch.utils.data.Dataset):
+def continuous_meaning(dataset) -> ContinuousLabel | None:
+    """What the continuous label of ``dataset`` (a PreparedDataset or a ClassSubset) means:
+    its card's (continuous.py), a linear label without a range taking that of its rows.
+    None for a set without one."""
+    meaning = read_continuous_label(dataset.card, dataset.path / CARD_FILE)
+    if meaning is None or dataset.continuous_labels is None:
+        return meaning
+    return meaning.with_range_of(dataset.continuous_labels)
+
+
+class BatchDataset(torch.utils.data.Dataset):
+    """A dataset read a whole batch at a time: a subclass gives ``get_batch(indices)``, and
+    ``ds[i]`` and the DataLoader's ``__getitems__`` come from it."""
+
+    def get_batch(self, indices, **options) -> Batch:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        return self.get_batch(indices)
+
+    def __getitem__(self, index: int):
+        return first_item(self.get_batch([int(index)]))
+
+
+class PreparedDataset(BatchDataset):
     """The rows of some splits of a prepared directory, memory-mapped.
 
     ``splits``: a split name or a sequence of them (``"train"``; ``["train", "val"]`` for the
@@ -181,20 +220,14 @@ class PreparedDataset(torch.utils.data.Dataset):
     def num_classes(self) -> int:
         return int(self.card["num_classes"])
 
-    def _indices(self, indices: Iterable[int] | np.ndarray | torch.Tensor) -> np.ndarray:
-        if isinstance(indices, torch.Tensor):
-            indices = indices.numpy()
-        idx = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices), dtype=np.int64)
-        if idx.ndim != 1:
-            raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
-        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            bad = idx[(idx < 0) | (idx >= len(self))][0]
-            raise IndexError(f"index {bad} out of range for a dataset of {len(self)} rows")
-        return idx
+    @property
+    def continuous_meaning(self) -> ContinuousLabel | None:
+        """What the continuous label means (None without one): see continuous_meaning()."""
+        return continuous_meaning(self)
 
     def gather_uint8(self, indices) -> np.ndarray:
         """The raw uint8 images [B, H, W, C] of ``indices``: one fancy index per shard touched."""
-        idx = self._indices(indices)
+        idx = row_indices(indices, len(self))
         if len(self._images) == 1:
             return self._images[0][idx]
         shard = np.searchsorted(self._offsets, idx, side="right") - 1
@@ -206,7 +239,7 @@ class PreparedDataset(torch.utils.data.Dataset):
 
     def keys(self, indices) -> list[str]:
         """Where each row came from (file path, or IDX file and row)."""
-        idx = self._indices(indices)
+        idx = row_indices(indices, len(self))
         shard = np.searchsorted(self._offsets, idx, side="right") - 1
         return [
             self._batches[s].column("key")[int(i - self._offsets[s])].as_py() for s, i in zip(shard, idx)
@@ -220,7 +253,7 @@ class PreparedDataset(torch.utils.data.Dataset):
         generator: torch.Generator | None = None,
     ) -> Batch:
         """Gather, augment (on uint8) and convert a whole batch."""
-        idx = self._indices(indices)
+        idx = row_indices(indices, len(self))
         with single_threaded():
             images = torch.from_numpy(self.gather_uint8(idx))
             if augment is not None:
@@ -235,12 +268,6 @@ class PreparedDataset(torch.utils.data.Dataset):
             continuous_labels=continuous,
             indices=torch.from_numpy(idx),
         )
-
-    def __getitems__(self, indices: list[int]) -> Batch:
-        return self.get_batch(indices)
-
-    def __getitem__(self, index: int):
-        return first_item(self.get_batch([int(index)]))
 
     def __repr__(self) -> str:
         return (

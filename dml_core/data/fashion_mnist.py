@@ -80,6 +80,22 @@ def read_fashion_mnist(raw_dir: str | Path | None = None):
     return np.concatenate(images), np.concatenate(labels), keys, sources
 
 
+def split_by_class(images, labels, keys, sources, params, **extra) -> SourceData:
+    """Fashion-MNIST images [N, H, W] (as read, or transformed: the rotation set) resized to
+    ``params["image_size"]`` and split by class: classes below ``params["train_classes"]``
+    train, the rest evaluate. ``extra``: further SourceData fields (continuous labels)."""
+    class_split = class_range_split(len(CLASS_NAMES), params["train_classes"])
+    return SourceData(
+        images=ArrayImages(resize_array(images[..., None], params["image_size"])),
+        labels=labels,
+        class_names=list(CLASS_NAMES),
+        split=class_split[labels],
+        keys=keys,
+        sources=sources,
+        **extra,
+    )
+
+
 @SOURCES.register("fashion_mnist")
 class FashionMNIST(Source):
     """Fashion-MNIST, split by class: ``train_classes`` (default 5) train, the rest eval."""
@@ -101,16 +117,4 @@ class FashionMNIST(Source):
         )
 
     def load(self, raw_dir: Path) -> SourceData:
-        images, labels, keys, sources = read_fashion_mnist(raw_dir)
-        class_split = class_range_split(len(CLASS_NAMES), self.params["train_classes"])
-        images = resize_array(images[..., None], self.params["image_size"])
-        return self.finish(
-            SourceData(
-                images=ArrayImages(images),
-                labels=labels,
-                class_names=list(CLASS_NAMES),
-                split=class_split[labels],
-                keys=keys,
-                sources=sources,
-            )
-        )
+        return self.finish(split_by_class(*read_fashion_mnist(raw_dir), self.params))

@@ -18,26 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from .images import find_image_files
-from .photo_source import PhotoSource
+from .photo_source import ClassRangePhotoSource
 from .source import SOURCES, SourceData, require_dir
 
 
 @SOURCES.register("imagefolder")
-class ImageFolder(PhotoSource):
+class ImageFolder(ClassRangePhotoSource):
     """One sub-folder per class; first ``train_classes`` (sorted by name) train."""
 
     description = "A folder of class sub-folders; the first half of the classes (sorted by name) train, the rest eval."
     citation = "Split protocol: Oh Song, Xiang, Jegelka, Savarese. Deep Metric Learning via Lifted Structured Feature Embedding. CVPR 2016."
     layout = "<class>/<image file>"
-
-    def __init__(
-        self,
-        train_classes: int | None = None,
-        val_classes: int = 0,
-        image_size: int = 128,
-        workers: int = 0,
-    ):
-        super().__init__(image_size, workers, train_classes=train_classes, val_classes=val_classes)
 
     def load(self, raw_dir: Path) -> SourceData:
         root = require_dir(raw_dir)

@@ -18,6 +18,7 @@ item-id order) are held out as ``val``.
 """
 from __future__ import annotations
 
+from functools import partialmethod
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,7 @@ class InShop(PhotoSource):
     )
     layout = "Eval/list_eval_partition.txt + Img/img/"
 
-    def __init__(self, val_classes: int = 400, image_size: int = 128, workers: int = 0):
-        super().__init__(image_size, workers, val_classes=val_classes)
+    __init__ = partialmethod(PhotoSource.__init__, val_classes=400)
 
     def load(self, raw_dir: Path) -> SourceData:
         raw_dir = require_dir(raw_dir)

@@ -1,12 +1,15 @@
-"""The base of the sources that read photo files (CUB-200, Cars196, SOP, In-Shop, a folder).
+"""The bases of the sources that read photo files (CUB-200, Cars196, SOP, In-Shop, a folder).
 
 Each lists its photos by path relative to one root and reads them resized to a square of
-`image_size`; they differ only in how they parse their release's lists and split it.
+`image_size`; they differ only in how they parse their release's lists and split it, and in
+how many training classes they hold out for validation by default. A source sets that
+default with ``__init__ = partialmethod(Base.__init__, val_classes=N)``: one constructor
+serves them all, and the registry still reads every parameter and its default from the
+signature.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -17,10 +20,11 @@ from .splits import class_range_split
 
 
 class PhotoSource(Source):
-    """A Source of photo files: `image_size` (checked) and `workers` besides its own params."""
+    """A Source of photo files split by its release's own lists: `val_classes`, `image_size`
+    (checked) and `workers`."""
 
-    def __init__(self, image_size: int, workers: int, **params: Any):
-        super().__init__(**params, image_size=check_count(image_size, "image_size", low=4), workers=workers)
+    def __init__(self, val_classes: int = 0, image_size: int = 128, workers: int = 0):
+        super().__init__(val_classes=val_classes, image_size=check_count(image_size, "image_size", low=4), workers=workers)
 
     def photos(
         self,
@@ -43,8 +47,16 @@ class PhotoSource(Source):
             )
         )
 
+
+class ClassRangePhotoSource(PhotoSource):
+    """A PhotoSource split by the DML protocol (Oh Song et al. CVPR 2016): the first
+    `train_classes` classes (default: half) train, the others evaluate."""
+
+    def __init__(self, train_classes: int | None = None, val_classes: int = 0, image_size: int = 128, workers: int = 0):
+        super().__init__(val_classes, image_size, workers)
+        self.params = {"train_classes": train_classes, **self.params}
+
     def class_range_photos(self, root, relpaths, labels, class_names, listed_in, sources) -> SourceData:
-        """photos() with the DML protocol's split (Oh Song et al. CVPR 2016): the first
-        `train_classes` classes train, the others evaluate."""
+        """photos() with the class-range split."""
         split = class_range_split(len(class_names), self.params["train_classes"])[labels]
         return self.photos(root, relpaths, labels, class_names, split, listed_in, sources)

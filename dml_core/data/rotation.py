@@ -8,9 +8,11 @@ Kwak ("Deep Metric Learning Beyond Binary Supervision", CVPR 2019) motivate lear
 embeddings whose distances follow such continuous label distances.
 
 The label space is the circle: distance between angles a and b is
-min(|a - b| mod 360, 360 - |a - b| mod 360). A loss that measures label distance as a
-Euclidean norm (log_ratio) should get ``angle_to_unit_vector(angle)`` = (cos, sin), whose
-chord length 2 sin(d / 2) increases with the circular distance d.
+min(|a - b| mod 360, 360 - |a - b| mod 360). The card says so (``continuous_label``:
+``kind: angle``, ``period: 360``), and whoever reads the set takes the meaning from there
+(``continuous.py``): a loss that measures label distance as a Euclidean norm (log_ratio)
+gets the unit vectors (cos, sin), whose chord length 2 sin(d / 2) increases with the
+circular distance d, and binned labels are equal arcs.
 
 A horizontal flip maps angle a to 360 - a, so the card marks flips as unsafe and the loader
 refuses to flip this set.
@@ -25,17 +27,19 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..validation import check_count
+from .continuous import ANGLE
 from .fashion_mnist import CITATION as FMNIST_CITATION
-from .fashion_mnist import CLASS_NAMES, DEFAULT_RAW_DIR, read_fashion_mnist
-from .images import ArrayImages, resize_array
+from .fashion_mnist import DEFAULT_RAW_DIR, read_fashion_mnist, split_by_class
 from .source import SOURCES, Source, SourceData
-from .splits import class_range_split
 
 PERIOD = 360.0
 CONTINUOUS_INFO = {
+    # What the trial reads (continuous.py): an angle, periodic with this period.
+    "kind": ANGLE,
+    "period": PERIOD,
+    # For people reading the card.
     "name": "angle",
     "unit": "degrees",
     "low": 0.0,
@@ -106,24 +110,6 @@ def draw_angles(n: int, seed: int) -> np.ndarray:
     return np.where(angles >= PERIOD, np.float32(0.0), angles)
 
 
-def circular_distance(a, b, period: float = PERIOD):
-    """min(|a - b| mod period, period - |a - b| mod period), for NumPy arrays or tensors."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        d = torch.remainder(torch.abs(torch.as_tensor(a) - torch.as_tensor(b)), period)
-        return torch.minimum(d, period - d)
-    d = np.remainder(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)), period)
-    return np.minimum(d, period - d)
-
-
-def angle_to_unit_vector(angles, period: float = PERIOD):
-    """[..., 2] points (cos, sin) on the unit circle, for losses with Euclidean label distance."""
-    if isinstance(angles, torch.Tensor):
-        rad = angles * (2 * math.pi / period)
-        return torch.stack([torch.cos(rad), torch.sin(rad)], dim=-1)
-    rad = np.asarray(angles, dtype=np.float64) * (2 * math.pi / period)
-    return np.stack([np.cos(rad), np.sin(rad)], axis=-1)
-
-
 @SOURCES.register("rotation")
 class Rotation(Source):
     """Fashion-MNIST rotated by a seeded random angle per image; the angle is the label."""
@@ -157,18 +143,9 @@ class Rotation(Source):
     def load(self, raw_dir: Path) -> SourceData:
         images, labels, keys, sources = read_fashion_mnist(raw_dir)
         angles = draw_angles(len(images), self.params["seed"])
-        rotated = resize_array(rotate_images(images, angles)[..., None], self.params["image_size"])
-        class_split = class_range_split(len(CLASS_NAMES), self.params["train_classes"])
         return self.finish(
-            SourceData(
-                images=ArrayImages(rotated),
-                labels=labels,
-                class_names=list(CLASS_NAMES),
-                split=class_split[labels],
-                keys=keys,
-                sources=sources,
-                continuous=angles,
-                continuous_info=dict(CONTINUOUS_INFO),
-                hflip_safe=False,
+            split_by_class(
+                rotate_images(images, angles), labels, keys, sources, self.params,
+                continuous=angles, continuous_info=dict(CONTINUOUS_INFO), hflip_safe=False,
             )
         )

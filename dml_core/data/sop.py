@@ -18,6 +18,7 @@ classes are disjoint (checked). Class names in the card are "<super-class folder
 """
 from __future__ import annotations
 
+from functools import partialmethod
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,7 @@ class StanfordOnlineProducts(PhotoSource):
     )
     layout = "Stanford_Online_Products/{Ebay_train.txt, Ebay_test.txt, <super_class>_final/}"
 
-    def __init__(self, val_classes: int = 1000, image_size: int = 128, workers: int = 0):
-        super().__init__(image_size, workers, val_classes=val_classes)
+    __init__ = partialmethod(PhotoSource.__init__, val_classes=1000)
 
     def load(self, raw_dir: Path) -> SourceData:
         root = find_release_root(require_dir(raw_dir), RELEASE_DIR, "Ebay_train.txt")

@@ -28,22 +28,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from .augment import RandomCropFlip
-from .dataset import Batch, PreparedDataset, first_item
-from .prepared import read_card
+from .card import read_card
+from .continuous import ContinuousLabel
+from .dataset import Batch, BatchDataset, PreparedDataset, continuous_meaning, row_indices
 from .splits import TRAIN, VAL
 
 PARTITION_SALT = 7919  # the second word of the partition generator's seed: [p, 7919]
 
 
-class ClassSubset(torch.utils.data.Dataset):
+class ClassSubset(BatchDataset):
     """The rows of ``dataset`` whose class label is in ``classes``, as a dataset of its own.
 
     Rows are renumbered 0..len-1 in the order of the underlying dataset; ``rows`` maps them
-    back. ``labels``, ``continuous_labels``, ``image_shape``, ``card``, ``path``,
-    ``get_batch`` (``Batch.indices`` are subset row numbers), ``gather_uint8``, ``keys``,
-    ``ds[i]`` and ``__getitems__`` behave as on a :class:`PreparedDataset`. Pickling sends
-    the base dataset (its path) and the class ids; the rows are recomputed on arrival.
+    back. ``labels``, ``continuous_labels``, ``continuous_meaning``, ``image_shape``,
+    ``card``, ``path``, ``get_batch`` (``Batch.indices`` are subset row numbers),
+    ``gather_uint8``, ``keys``, ``ds[i]`` and ``__getitems__`` behave as on a
+    :class:`PreparedDataset`. Pickling sends the base dataset (its path) and the class ids;
+    the rows are recomputed on arrival.
     """
 
     def __init__(self, dataset: PreparedDataset, classes: Iterable[int], *, name: str | None = None):
@@ -113,42 +114,26 @@ class ClassSubset(torch.utils.data.Dataset):
     def num_classes(self) -> int:
         return self.base.num_classes
 
+    @property
+    def continuous_meaning(self) -> ContinuousLabel | None:
+        """As PreparedDataset's; a linear label's range is that of this subset's rows."""
+        return continuous_meaning(self)
+
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _indices(self, indices) -> np.ndarray:
-        if isinstance(indices, torch.Tensor):
-            indices = indices.numpy()
-        idx = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices), dtype=np.int64)
-        if idx.ndim != 1:
-            raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
-        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            bad = idx[(idx < 0) | (idx >= len(self))][0]
-            raise IndexError(f"index {bad} out of range for a dataset of {len(self)} rows")
-        return idx
-
     def gather_uint8(self, indices) -> np.ndarray:
-        return self.base.gather_uint8(self.rows[self._indices(indices)])
+        return self.base.gather_uint8(self.rows[row_indices(indices, len(self))])
 
     def keys(self, indices) -> list[str]:
-        return self.base.keys(self.rows[self._indices(indices)])
+        return self.base.keys(self.rows[row_indices(indices, len(self))])
 
-    def get_batch(
-        self,
-        indices,
-        *,
-        augment: RandomCropFlip | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Batch:
-        idx = self._indices(indices)
-        batch = self.base.get_batch(self.rows[idx], augment=augment, generator=generator)
+    def get_batch(self, indices, **options) -> Batch:
+        """The base set's batch of these rows (``options``: augment, generator, as there),
+        with ``indices`` numbered in this subset."""
+        idx = row_indices(indices, len(self))
+        batch = self.base.get_batch(self.rows[idx], **options)
         return batch._replace(indices=torch.from_numpy(idx))
-
-    def __getitems__(self, indices: list[int]) -> Batch:
-        return self.get_batch(indices)
-
-    def __getitem__(self, index: int):
-        return first_item(self.get_batch([int(index)]))
 
     def __repr__(self) -> str:
         name = f", name={self.name!r}" if self.name else ""

@@ -53,7 +53,7 @@ def data_version(path: str | Path) -> str:
 def verify_prepared(path: str | Path) -> None:
     """Raise DataIntegrityError naming every shard of ``path`` that is missing or whose
     SHA-256 differs from the one its card.json recorded at preparation."""
-    from .prepared import CARD_FILE
+    from .card import CARD_FILE
     from .source import sha256_file
 
     root = Path(path)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ._checks import as_continuous_labels, query_and_reference, query_ks
 from .knn import DEFAULT_MAX_ENTRIES, KnnSearcher, prepare
-from .ranking import GAINS, _average_ranks, _pearson_rows
+from .ranking import GAINS, average_ranks, pearson_rows
 
 
 def _label_distances(yq: np.ndarray, yr: np.ndarray) -> np.ndarray:
@@ -118,7 +118,7 @@ def evaluate_continuous(
                 keep[np.arange(m), rows] = False
                 dist = dist[keep].reshape(m, n_ref - 1)
                 dy = dy[keep].reshape(m, n_ref - 1)
-            rho_sum += float(_pearson_rows(_average_ranks(dist), _average_ranks(dy)).sum())
+            rho_sum += float(pearson_rows(average_ranks(dist), average_ranks(dy)).sum())
 
     out: dict[str, float] = {"queries": n}
     out.update({f"ndcg@{k}": ndcg_sum[k] / n for k in ks})

@@ -17,6 +17,47 @@ def same_class_counts(labels: np.ndarray, reference_labels: np.ndarray, self_mod
     return r - 1 if self_mode else r
 
 
+def matched_queries(r: np.ndarray, self_mode: bool) -> np.ndarray:
+    """The queries with R > 0, the only ones scored; ValueError if there are none."""
+    scored = np.flatnonzero(r > 0)
+    if scored.size == 0:
+        raise ValueError(
+            "no query has a same-class item in the reference"
+            + (" (every class in labels is a singleton)" if self_mode else " (labels and reference_labels share no class)")
+        )
+    return scored
+
+
+def retrieval_sums(
+    searcher: KnnSearcher,
+    qx: np.ndarray,
+    query_labels: np.ndarray,
+    ref_labels: np.ndarray,
+    r: np.ndarray,
+    scored: np.ndarray,
+    ks: tuple[int, ...],
+    *,
+    self_mode: bool,
+    max_entries: int,
+) -> dict[str, float]:
+    """Each retrieval metric (``metric_names(ks)``) summed over the `scored` queries `qx`.
+
+    Queries are searched in chunks of at most `max_entries` query x neighbour entries;
+    grouping them by R lets each chunk search only as deep as its own largest R.
+    """
+    order = scored[np.argsort(r[scored], kind="stable")]
+    sums = dict.fromkeys(metric_names(ks), 0.0)
+    for s, e, k in query_chunks(r[order], max(ks), max_entries=max_entries, max_rows=DEFAULT_MAX_ROWS):
+        rows = order[s:e]
+        _, ids = searcher.search(qx[rows], k, rows if self_mode else None)
+        rel = ref_labels[ids] == query_labels[rows, None]
+        if searcher.index_name != "flat":  # an approximate search may miss neighbours: id -1
+            rel &= ids >= 0
+        for name, values in per_query_metrics(rel, r[rows], ks).items():
+            sums[name] += float(values.sum())
+    return sums
+
+
 def evaluate(
     embeddings,
     labels,
@@ -68,34 +109,15 @@ def evaluate(
     )
     ks = query_ks(ks, ref.shape[0], self_mode)
     distance = resolve_distance(distance)
-
     r = same_class_counts(query_labels, ref_labels, self_mode)
-    scored = np.flatnonzero(r > 0)
-    if scored.size == 0:
-        raise ValueError(
-            "no query has a same-class item in the reference"
-            + (" (every class in labels is a singleton)" if self_mode else " (labels and reference_labels share no class)")
-        )
-
+    scored = matched_queries(r, self_mode)
     searcher = KnnSearcher(ref, distance, index=index, max_entries=max_entries)
     qx = searcher.reference if self_mode else prepare(queries, distance, "embeddings")
-    # Grouping queries by R lets each chunk search only as deep as its own largest R.
-    order = scored[np.argsort(r[scored], kind="stable")]
-    depth = r[order]
-    names = metric_names(ks)
-    sums = dict.fromkeys(names, 0.0)
-    for s, e, k in query_chunks(depth, max(ks), max_entries=max_entries, max_rows=DEFAULT_MAX_ROWS):
-        rows = order[s:e]
-        _, ids = searcher.search(qx[rows], k, rows if self_mode else None)
-        rel = ref_labels[ids] == query_labels[rows, None]
-        if index != "flat":
-            rel &= ids >= 0
-        for name, values in per_query_metrics(rel, r[rows], ks).items():
-            sums[name] += float(values.sum())
+    sums = retrieval_sums(searcher, qx, query_labels, ref_labels, r, scored, ks, self_mode=self_mode, max_entries=max_entries)
 
     n = scored.size
     out: dict[str, float] = {"queries": n, "queries_without_match": int(queries.shape[0] - n)}
-    out.update({name: sums[name] / n for name in names})
+    out.update({name: total / n for name, total in sums.items()})
     if nmi:
         out["nmi"] = clustering_nmi(
             qx[scored],

@@ -94,11 +94,12 @@ def ndcg_at_k(rel, k: int, gain: str = "linear"):
 def rankdata(a) -> np.ndarray:
     """1-based ranks along the last axis, ties given their average rank (scipy's 'average')."""
     x, flat = _rows(a, "a")
-    ranks = _average_ranks(x)
+    ranks = average_ranks(x)
     return ranks[0] if flat else ranks
 
 
-def _average_ranks(x: np.ndarray) -> np.ndarray:
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks within each row of a 2-D float array, ties given their average rank."""
     m, n = x.shape
     order = np.argsort(x, axis=1, kind="stable")
     s = np.take_along_axis(x, order, axis=1)
@@ -113,7 +114,9 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson's r of each row of `x` with the same row of `y` (2-D, equal shapes); 0 where
+    either row is constant."""
     x = x - x.mean(axis=1, keepdims=True)
     y = y - y.mean(axis=1, keepdims=True)
     den = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
@@ -139,7 +142,7 @@ def spearman(a, b):
     scores 0 (no monotone association) instead of NaN.
     """
     x, y, flat = _pair(a, b)
-    return _out(_pearson_rows(_average_ranks(x), _average_ranks(y)), a, flat)
+    return _out(pearson_rows(average_ranks(x), average_ranks(y)), a, flat)
 
 
 def kendall_tau(a, b, *, max_block: int = 4_000_000):

@@ -11,14 +11,14 @@ import copy
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ..data import BatchLoader, PreparedDataset
-from ..data.rotation import angle_to_unit_vector
+from ..data import BatchLoader, ContinuousLabel, PreparedDataset
 from ..data.subset import partition_splits
 from ..losses import LOSSES, build_loss
 from ..metrics import evaluate, evaluate_continuous
@@ -81,36 +81,36 @@ def seeded_options(registry, name: str, opts: dict, seed: int, role: str) -> dic
     return opts
 
 
+def continuous_label(dataset, need: str) -> ContinuousLabel:
+    """What the dataset's continuous label means, as its card says (an angle becomes unit
+    vectors and bins equal arcs; a linear label passes through and bins by its range);
+    TrialError `need` for a dataset without one."""
+    meaning = dataset.continuous_meaning
+    if meaning is None:
+        raise TrialError(need)
+    return meaning
+
+
 def build_sampler(config: TrialConfig, dataset: PreparedDataset, rank: int, size: int):
     s = config.sampler
     if s.kind == "continuous":
         from ..samplers.continuous import ContinuousLabelSampler
 
-        if dataset.continuous_labels is None:
-            raise TrialError(f"sampler.kind: continuous, but dataset {config.dataset!r} has no continuous labels")
+        meaning = continuous_label(
+            dataset, f"sampler.kind: continuous, but dataset {config.dataset!r} has no continuous labels"
+        )
         return ContinuousLabelSampler(
-            continuous_targets(dataset.continuous_labels).numpy(), batch_size=s.batch_size, seed=config.seed,
+            meaning.targets(dataset.continuous_labels).numpy(), batch_size=s.batch_size, seed=config.seed,
             num_replicas=size, rank=rank, **s.options,
         )
-    labels = dataset.labels if config.labels != "binned" else binned_labels(dataset.continuous_labels, config.label_bins)
+    labels = dataset.labels
+    if config.labels == "binned":
+        meaning = continuous_label(dataset, "labels: binned needs a dataset with continuous labels")
+        labels = meaning.classes(dataset.continuous_labels, config.label_bins)
     return MPerClassSampler(
         labels, s.batch_size, m_per_class=s.m_per_class, classes_per_batch=s.classes_per_batch,
         class_ratio=s.class_ratio, seed=config.seed, num_replicas=size, rank=rank, replace=s.replace,
     )
-
-
-def binned_labels(values, bins: int, period: float = 360.0) -> np.ndarray:
-    """Class ids from a periodic continuous label (the rotation angle): bins equal arcs."""
-    if values is None:
-        raise TrialError("labels: binned needs a dataset with continuous labels")
-    return np.minimum((np.asarray(values, dtype=np.float64) % period) // (period / bins), bins - 1).astype(np.int64)
-
-
-def continuous_targets(values: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Angles (degrees) become unit vectors, so Euclidean label distance is monotone in the
-    circular distance; other continuous labels pass through."""
-    t = torch.as_tensor(np.asarray(values), dtype=torch.float32)
-    return angle_to_unit_vector(t) if t.dim() == 1 else t
 
 
 class Trial:
@@ -186,13 +186,18 @@ class Trial:
         self.start_epoch = int(state["epoch"]) + 1
 
     # -- training ------------------------------------------------------------------------------
+    @cached_property
+    def label_meaning(self) -> ContinuousLabel:
+        """The continuous label's meaning, read once from the training set's card: every
+        split is mapped alike (a linear label's bins are its training rows' range)."""
+        need = f"labels: {self.config.labels}, but dataset {self.config.dataset!r} has no continuous labels"
+        return continuous_label(self.train_set, need)
+
     def targets(self, batch) -> torch.Tensor:
         if self.config.labels == "binned":
-            return torch.from_numpy(binned_labels(batch.continuous_labels, self.config.label_bins)).to(self.device)
+            return torch.from_numpy(self.label_meaning.classes(batch.continuous_labels, self.config.label_bins)).to(self.device)
         if self.config.labels == "continuous":
-            if batch.continuous_labels is None:
-                raise TrialError(f"labels: continuous, but dataset {self.config.dataset!r} has no continuous labels")
-            return continuous_targets(batch.continuous_labels).to(self.device)
+            return self.label_meaning.targets(batch.continuous_labels).to(self.device)
         return batch.labels.to(self.device)
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -239,7 +244,7 @@ class Trial:
         emb = embed(self.model, dataset, rows, batch_size=cfg.train.embed_batch_size, device=self.device)
         if cfg.labels in ("continuous", "binned"):
             # C7 judges every method by the continuous label, whatever it trained on.
-            y = continuous_targets(dataset.continuous_labels[rows]).numpy()
+            y = self.label_meaning.targets(dataset.continuous_labels[rows]).numpy()
             ks = [k for k in cfg.eval.ks if k < len(rows)]
             metrics = evaluate_continuous(emb, y, ks=ks, distance=cfg.eval_distance())
         else:
