@@ -1,4 +1,4 @@
-"""Rotated Fashion-MNIST: a continuous-label set for the log-ratio comparison (C7).
+"""Rotated Fashion-MNIST: a continuous-label set (the angle) for the log-ratio loss of Kim et al. (2019).
 
 Every one of the 70,000 Fashion-MNIST images (Xiao et al., arXiv:1708.07747) is rotated by
 its own angle drawn uniformly from [0, 360) degrees with a seeded generator; the angle is the

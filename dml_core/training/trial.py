@@ -243,7 +243,7 @@ class Trial:
         rows = self.split_rows(dataset) if rows is None else rows
         emb = embed(self.model, dataset, rows, batch_size=cfg.train.embed_batch_size, device=self.device)
         if cfg.labels in ("continuous", "binned"):
-            # C7 judges every method by the continuous label, whatever it trained on.
+            # A continuous-label set is scored by its continuous label, whatever the method trained on.
             y = self.label_meaning.targets(dataset.continuous_labels[rows]).numpy()
             ks = [k for k in cfg.eval.ks if k < len(rows)]
             metrics = evaluate_continuous(emb, y, ks=ks, distance=cfg.eval_distance())
