@@ -2,19 +2,11 @@
 import pytest
 import torch
 
-from conftest import clustered, grid_points
 from dml_core.kernels.contrastive_terms import contrastive_terms, pair_weights, reference_contrastive_terms
 
 
 def euclidean(x):
     return ((x[:, None] - x[None]) ** 2).sum(-1).sqrt()
-
-
-def batches(rng):
-    """Random, one class, singletons, and a grid with duplicates, ties and zero distances."""
-    x, y = clustered(rng)
-    g, gy = grid_points(rng)
-    return {"random": (x, y), "one_class": (x, torch.zeros_like(y)), "singletons": (x, torch.arange(len(y))), "grid": (g, gy)}
 
 
 def mined(y, kind):
@@ -34,8 +26,8 @@ def mined(y, kind):
 @pytest.mark.parametrize("pos_margin", [0.0, 0.5])
 @pytest.mark.parametrize("indices", ["none", "many_pairs", "few_pairs", "triplets", "empty"])
 @pytest.mark.parametrize("kind", ["random", "one_class", "singletons", "grid"])
-def test_contrastive_terms_match_the_reference(rng, squared, pos_margin, indices, kind):
-    x, y = batches(rng)[kind]
+def test_contrastive_terms_match_the_reference(rng, edge_batches, squared, pos_margin, indices, kind):
+    x, y = edge_batches(rng)[kind]
     idx = mined(y, indices)
     d1, d2 = euclidean(x).requires_grad_(), euclidean(x).requires_grad_()
     ours = contrastive_terms(d1, y, idx, pos_margin, 2.0, squared, want_nonzero=True)
@@ -49,7 +41,7 @@ def test_contrastive_terms_match_the_reference(rng, squared, pos_margin, indices
 
 @pytest.mark.parametrize("squared", [True, False])
 @pytest.mark.parametrize("indices", ["none", "many_pairs", "few_pairs"])
-def test_gradcheck(rng, squared, indices):
+def test_gradcheck(rng, squared, indices, clustered):
     x, y = clustered(rng, n=8)
     idx = mined(y, indices)
     dist = euclidean(x).requires_grad_()

@@ -3,7 +3,6 @@ range expansion and triplets from masks, on random and edge cases."""
 import pytest
 import torch
 
-from conftest import edge_batches
 from dml_core.kernels import triplet_search
 from dml_core.kernels.triplet_search import (
     count_below,
@@ -18,7 +17,8 @@ from dml_core.kernels.triplet_search import (
 )
 
 
-def batches(rng):
+@pytest.fixture
+def batches(rng, edge_batches):
     return edge_batches(rng, one_sample=True)
 
 
@@ -36,8 +36,8 @@ def same(got, ref):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_mask_pairs_and_triplets_from_masks(rng, kind):
-    _, y = batches(rng)[kind]
+def test_mask_pairs_and_triplets_from_masks(batches, kind):
+    _, y = batches[kind]
     pos, neg = label_masks(y)
     for mask in (pos, neg, torch.zeros(0, 3, dtype=torch.bool)):
         same(mask_pairs(mask), mask.nonzero(as_tuple=True))
@@ -46,8 +46,8 @@ def test_mask_pairs_and_triplets_from_masks(rng, kind):
 
 @pytest.mark.parametrize("inclusive", [True, False])
 @pytest.mark.parametrize("kind", KINDS)
-def test_count_below(rng, kind, inclusive):
-    x, y = batches(rng)[kind]
+def test_count_below(batches, kind, inclusive):
+    x, y = batches[kind]
     dist = squared(x)
     pos, neg = label_masks(y)
     a, p = mask_pairs(pos)

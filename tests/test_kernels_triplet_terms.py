@@ -2,17 +2,12 @@
 import pytest
 import torch
 
-from conftest import clustered, edge_batches
 from dml_core.kernels.triplet_search import label_masks, reference_triplets_from_masks
 from dml_core.kernels.triplet_terms import all_triplet_terms, indexed_triplet_terms, reference_triplet_terms
 
 
 def squared_distances(x):
     return ((x[:, None] - x[None]) ** 2).sum(-1)
-
-
-def batches(rng):
-    return edge_batches(rng)
 
 
 def agree(ours_fn, ref_fn, dist):
@@ -28,8 +23,8 @@ def agree(ours_fn, ref_fn, dist):
 
 @pytest.mark.parametrize("margin", [0.0, 0.2, 1.0])
 @pytest.mark.parametrize("kind", ["random", "one_class", "singletons", "grid"])
-def test_all_triplets_match_the_reference(rng, margin, kind):
-    x, y = batches(rng)[kind]
+def test_all_triplets_match_the_reference(rng, edge_batches, margin, kind):
+    x, y = edge_batches(rng)[kind]
     dist = squared_distances(x)
     a, p, n = reference_triplets_from_masks(*label_masks(y))
     agree(lambda d: all_triplet_terms(d, y, margin), lambda d: reference_triplet_terms(d, a, p, n, margin), dist)
@@ -37,8 +32,8 @@ def test_all_triplets_match_the_reference(rng, margin, kind):
 
 @pytest.mark.parametrize("margin", [0.0, 0.5])
 @pytest.mark.parametrize("kind", ["random", "grid"])
-def test_listed_triplets_match_the_reference(rng, margin, kind):
-    x, y = batches(rng)[kind]
+def test_listed_triplets_match_the_reference(rng, edge_batches, margin, kind):
+    x, y = edge_batches(rng)[kind]
     dist = squared_distances(x)
     gen = torch.Generator().manual_seed(0)
     # Any listed triplets, repeats included; and none at all.
@@ -48,7 +43,7 @@ def test_listed_triplets_match_the_reference(rng, margin, kind):
     assert indexed_triplet_terms(dist, none, none, none, margin)[1:] == (0, 0)
 
 
-def test_gradcheck(rng):
+def test_gradcheck(rng, clustered):
     x, y = clustered(rng, n=8)
     dist = squared_distances(x).requires_grad_()
     a, p, n = reference_triplets_from_masks(*label_masks(y))

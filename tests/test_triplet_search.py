@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import clustered, grid_points
 from dml_core import build_distance, build_loss, build_miner
 from dml_core.kernels import triplet_search
 from dml_core.kernels.huge_pages import empty_large
@@ -92,7 +91,7 @@ def test_expand_ranges_is_the_same_in_any_chunking(monkeypatch, chunk):
 
 @pytest.mark.parametrize("chunk", [1, 5])
 @pytest.mark.parametrize("miner", ["semihard", "all_triplets"])
-def test_losses_are_the_same_in_any_chunking(monkeypatch, chunk, miner):
+def test_losses_are_the_same_in_any_chunking(monkeypatch, chunk, miner, clustered):
     x, y = clustered(np.random.default_rng(1), n=16)
     idx = build_miner(miner)(x, y)
     for name in ("triplet", "contrastive"):
@@ -116,7 +115,7 @@ def sq_matrix(x):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("points", ["grid", "clustered"])
-def test_float32_mining_matches_a_loop_on_its_own_matrix(seed, points):
+def test_float32_mining_matches_a_loop_on_its_own_matrix(seed, points, clustered, grid_points):
     # float32 takes the packed-key sort; the reference reads the same float32 matrix.
     make = grid_points if points == "grid" else clustered
     x, y = make(np.random.default_rng(seed))
