@@ -15,3 +15,11 @@ def test_empty_large_is_an_empty_buffer(shape, dtype):
     assert (ours.shape, ours.dtype, ours.device, ours.is_contiguous()) == (ref.shape, ref.dtype, ref.device, True)
     ours.fill_(7)
     assert bool((ours == 7).all())
+
+
+@pytest.mark.parametrize("shape", [(3,), (3, 5_000_000)])
+def test_empty_large_is_an_ordinary_writable_tensor(shape):
+    t = empty_large(shape, torch.int64, torch.device("cpu"))
+    assert t.shape == shape and t.dtype == torch.int64 and t.is_contiguous()
+    t.fill_(7)
+    assert int(t.sum()) == 7 * t.numel()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dml_core import build_miner
+from dml_core import build_distance, build_miner
 from dml_core.miners import MINERS
 
 
@@ -263,3 +263,35 @@ def test_unknown_miner_and_option():
         build_miner("semihard", alpha=0.2)
     with pytest.raises(ValueError, match="margin must be > 0"):
         build_miner("easy", margin=0.0)
+
+
+def sq_matrix(x):
+    return build_distance("squared_euclidean")(x).numpy()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("points", ["grid", "clustered"])
+def test_float32_mining_matches_a_loop_on_its_own_matrix(seed, points, clustered, grid_points):
+    # float32 takes the packed-key sort; the reference reads the same float32 matrix.
+    make = grid_points if points == "grid" else clustered
+    x, y = make(np.random.default_rng(seed))
+    x = x.float()
+    d, yn, n = sq_matrix(x), y.numpy(), len(y)
+    triplets = [(a, p, q) for a in range(n) for p in range(n) for q in range(n) if a != p and yn[a] == yn[p] and yn[q] != yn[a]]
+    m = 0.5 if points == "grid" else 0.2
+    regions = {
+        "hard": [t for t in triplets if d[t[0], t[2]] <= d[t[0], t[1]]],
+        "semihard": [t for t in triplets if d[t[0], t[1]] < d[t[0], t[2]] < d[t[0], t[1]] + np.float32(m)],
+        "easy": [t for t in triplets if d[t[0], t[2]] >= d[t[0], t[1]] + np.float32(m)],
+    }
+    for region, ref in regions.items():
+        got = build_miner(region, margin=m)(x, y)
+        assert sorted(zip(*[t.tolist() for t in got])) == sorted(ref), region
+    semi = []
+    for a, p in sorted({(a, p) for a, p, _ in triplets}):
+        negs = [q for q in range(n) if yn[q] != yn[a]]
+        farther = [q for q in negs if d[a, q] > d[a, p]]
+        pick = min(farther, key=lambda q: (d[a, q], q)) if farther else min(negs, key=lambda q: (-d[a, q], q))
+        semi.append((a, p, pick))
+    got = build_miner("batch_semihard")(x, y)
+    assert sorted(zip(*[t.tolist() for t in got])) == semi
