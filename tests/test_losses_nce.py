@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dml_core import build_loss, build_miner
-from dml_core.losses.infonce import sample_negatives
+from dml_core.kernels.infonce_terms import sample_negatives
 from dml_core.kernels.triplet_search import label_masks
 
 
@@ -48,7 +48,7 @@ def test_sampled_noise_matches_reference_given_the_draws(rng, k, temperature, cl
     got = float(build_loss("nce", num_noise=k, temperature=temperature, seed=7)(x, y))
     pos, neg = label_masks(y)
     i, _ = pos.nonzero(as_tuple=True)
-    cols = sample_negatives(neg, i, k, torch.Generator().manual_seed(7), "num_noise")
+    cols = sample_negatives(neg, anchors=i, k=k, generator=torch.Generator().manual_seed(7), name="num_noise")
     np.testing.assert_allclose(got, ref_nce(x, y, k, temperature, lambda m: cols[m].tolist()), rtol=1e-9)
 
 
