@@ -30,8 +30,10 @@ def test_contrastive_terms_match_the_reference(rng, edge_batches, squared, pos_m
     x, y = edge_batches(rng)[kind]
     idx = mined(y, indices)
     d1, d2 = euclidean(x).requires_grad_(), euclidean(x).requires_grad_()
-    ours = contrastive_terms(d1, y, idx, pos_margin, 2.0, squared, want_nonzero=True)
-    ref = reference_contrastive_terms(d2, *pair_weights(y, idx, d2), pos_margin, 2.0, squared)
+    margins = dict(pos_margin=pos_margin, neg_margin=2.0, squared=squared)
+    ours = contrastive_terms(d1, labels=y, indices=idx, **margins)
+    pos_weight, neg_weight = pair_weights(d2, labels=y, indices=idx)
+    ref = reference_contrastive_terms(d2, pos_weight=pos_weight, neg_weight=neg_weight, **margins)
     assert ours[1:] == ref[1:]
     torch.testing.assert_close(ours[0], ref[0], rtol=1e-12, atol=1e-12)
     ours[0].backward()
@@ -45,6 +47,6 @@ def test_gradcheck(rng, squared, indices, clustered):
     x, y = clustered(rng, n=8)
     idx = mined(y, indices)
     dist = euclidean(x).requires_grad_()
-    fn = lambda d: contrastive_terms(d, y, idx, 0.3, 2.0, squared, want_nonzero=False)[0]  # noqa: E731
+    fn = lambda d: contrastive_terms(d, labels=y, indices=idx, pos_margin=0.3, neg_margin=2.0, squared=squared)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fn, (dist,))
     assert torch.autograd.gradgradcheck(fn, (dist,))
