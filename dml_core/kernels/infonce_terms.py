@@ -24,7 +24,9 @@ def reference_cosine_logits(embeddings: torch.Tensor, *, temperature: float) -> 
     return F.cosine_similarity(embeddings[:, None, :], embeddings[None, :, :], dim=2) / temperature
 
 
-def reference_sample_negatives(neg: torch.Tensor, *, anchors: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+def reference_sample_negatives(
+    neg: torch.Tensor, *, anchors: torch.Tensor, k: int, generator: torch.Generator
+) -> torch.Tensor:
     """Row by row: the negatives of the anchor ordered by their keys, largest first, cut at k."""
     keys = torch.rand(len(anchors), neg.shape[1], generator=generator)
     rows = []
