@@ -36,6 +36,12 @@ def _edge_batches(rng, *, one_sample: bool = False) -> dict:
     return out
 
 
+def _random_indices(batch_size: int, **sizes) -> dict:
+    gen = torch.Generator().manual_seed(1)
+    draw = lambda lengths: tuple(torch.randint(0, batch_size, (k,), generator=gen) for k in lengths)  # noqa: E731
+    return {name: None if lengths is None else draw(lengths) for name, lengths in sizes.items()}
+
+
 def _reduce(terms, reduction: str) -> float:
     terms = np.asarray(terms, dtype=np.float64)
     if len(terms) == 0:
@@ -67,6 +73,14 @@ def edge_batches():
     singletons, and a grid with duplicates, ties and zero distances (and a single sample,
     where a kernel takes one)."""
     return _edge_batches
+
+
+@pytest.fixture
+def random_indices():
+    """random_indices(batch_size, name=lengths, ...) -> {name: miner output}: rows drawn
+    uniformly (repeats and pairs (i, i) included) from one generator seeded 1, in the order
+    given; 3 lengths make triplets (a, p, n), 4 make pairs (a1, p, a2, n), None stays None."""
+    return _random_indices
 
 
 @pytest.fixture

@@ -9,26 +9,17 @@ def euclidean(x):
     return ((x[:, None] - x[None]) ** 2).sum(-1).sqrt()
 
 
-def mined(y, kind):
-    """Miner outputs: many pairs (the dense path), few (the gathered path), triplets, none."""
-    b, gen = len(y), torch.Generator().manual_seed(1)
-    draw = lambda k: torch.randint(0, b, (k,), generator=gen)  # noqa: E731
-    return {
-        "none": None,
-        "many_pairs": (draw(400), draw(400), draw(500), draw(500)),
-        "few_pairs": (draw(5), draw(5), draw(7), draw(7)),
-        "triplets": (draw(60), draw(60), draw(60)),
-        "empty": tuple(torch.empty(0, dtype=torch.int64) for _ in range(4)),
-    }[kind]
+# Miner outputs: many pairs (the dense path), few (the gathered path), triplets, none.
+MINED = dict(none=None, many_pairs=(400, 400, 500, 500), few_pairs=(5, 5, 7, 7), triplets=(60,) * 3, empty=(0,) * 4)
 
 
 @pytest.mark.parametrize("squared", [True, False])
 @pytest.mark.parametrize("pos_margin", [0.0, 0.5])
 @pytest.mark.parametrize("indices", ["none", "many_pairs", "few_pairs", "triplets", "empty"])
 @pytest.mark.parametrize("kind", ["random", "one_class", "singletons", "grid"])
-def test_contrastive_terms_match_the_reference(rng, edge_batches, squared, pos_margin, indices, kind):
+def test_contrastive_terms_match_the_reference(rng, edge_batches, random_indices, squared, pos_margin, indices, kind):
     x, y = edge_batches(rng)[kind]
-    idx = mined(y, indices)
+    idx = random_indices(len(y), **MINED)[indices]
     d1, d2 = euclidean(x).requires_grad_(), euclidean(x).requires_grad_()
     margins = dict(pos_margin=pos_margin, neg_margin=2.0, squared=squared)
     ours = contrastive_terms(d1, labels=y, indices=idx, **margins)
@@ -43,9 +34,9 @@ def test_contrastive_terms_match_the_reference(rng, edge_batches, squared, pos_m
 
 @pytest.mark.parametrize("squared", [True, False])
 @pytest.mark.parametrize("indices", ["none", "many_pairs", "few_pairs"])
-def test_gradcheck(rng, squared, indices, clustered):
+def test_gradcheck(rng, squared, indices, clustered, random_indices):
     x, y = clustered(rng, n=8)
-    idx = mined(y, indices)
+    idx = random_indices(len(y), **MINED)[indices]
     dist = euclidean(x).requires_grad_()
     fn = lambda d: contrastive_terms(d, labels=y, indices=idx, pos_margin=0.3, neg_margin=2.0, squared=squared)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fn, (dist,))

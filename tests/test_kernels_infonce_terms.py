@@ -21,16 +21,8 @@ from dml_core.kernels.triplet_search import label_masks
 KINDS = ["random", "one_class", "singletons", "grid"]
 
 
-def mined(y, kind):
-    """Miner outputs: random pairs (repeats, pairs (i, i)), triplets, none."""
-    b, gen = len(y), torch.Generator().manual_seed(1)
-    draw = lambda k: torch.randint(0, b, (k,), generator=gen)  # noqa: E731
-    return {
-        "none": None,
-        "pairs": (draw(30), draw(30), draw(60), draw(60)),
-        "triplets": (draw(20), draw(20), draw(20)),
-        "empty": tuple(torch.empty(0, dtype=torch.int64) for _ in range(4)),
-    }[kind]
+# Miner outputs: pairs (repeats, pairs (i, i)), triplets, none.
+MINED = dict(none=None, pairs=(30, 30, 60, 60), triplets=(20,) * 3, empty=(0,) * 4)
 
 
 def fewest_negatives(pos, neg) -> int:
@@ -74,9 +66,9 @@ def test_cosine_logits_match_the_reference(rng, edge_batches, kind):
 
 @pytest.mark.parametrize("indices", ["none", "pairs", "triplets"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_sampled_negatives_match_the_reference(rng, edge_batches, kind, indices):
+def test_sampled_negatives_match_the_reference(rng, edge_batches, random_indices, kind, indices):
     _, y = edge_batches(rng)[kind]
-    pos, neg = pair_masks(y, mined(y, indices))
+    pos, neg = pair_masks(y, random_indices(len(y), **MINED)[indices])
     anchors = pos.nonzero(as_tuple=True)[0]
     k = int(neg.sum(1)[anchors].min()) if len(anchors) else 1
     if k == 0:
@@ -107,9 +99,9 @@ def test_sample_negatives_draws_distinct_negatives_uniformly():
 @pytest.mark.parametrize("drawn", [False, True])
 @pytest.mark.parametrize("indices", ["none", "pairs", "triplets", "empty"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_infonce_terms_match_the_reference(rng, edge_batches, kind, indices, drawn):
+def test_infonce_terms_match_the_reference(rng, edge_batches, random_indices, kind, indices, drawn):
     x, y = edge_batches(rng)[kind]
-    pos, neg = pair_masks(y, mined(y, indices))
+    pos, neg = pair_masks(y, random_indices(len(y), **MINED)[indices])
     k = fewest_negatives(pos, neg) if drawn else None
     if k == 0:
         with pytest.raises(ValueError, match="num_negatives"):
@@ -121,9 +113,9 @@ def test_infonce_terms_match_the_reference(rng, edge_batches, kind, indices, dra
 
 @pytest.mark.parametrize("indices", ["none", "pairs", "triplets", "empty"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_nce_terms_match_the_reference(rng, edge_batches, kind, indices):
+def test_nce_terms_match_the_reference(rng, edge_batches, random_indices, kind, indices):
     x, y = edge_batches(rng)[kind]
-    pos, neg = pair_masks(y, mined(y, indices))
+    pos, neg = pair_masks(y, random_indices(len(y), **MINED)[indices])
     k = fewest_negatives(pos, neg)
     if k == 0:
         with pytest.raises(ValueError, match="num_noise"):

@@ -14,17 +14,8 @@ def euclidean(x):
     return ((x[:, None] - x[None]) ** 2).sum(-1).sqrt()
 
 
-def mined(y, kind):
-    """Miner outputs: random pairs (repeats, and pairs (i, i) the terms skip), triplets, none."""
-    b, gen = len(y), torch.Generator().manual_seed(1)
-    draw = lambda k: torch.randint(0, b, (k,), generator=gen)  # noqa: E731
-    return {
-        "none": None,
-        "pairs": (draw(30), draw(30), draw(40), draw(40)),
-        "few_negatives": (draw(30), draw(30), draw(2), draw(2)),
-        "triplets": (draw(20), draw(20), draw(20)),
-        "empty": tuple(torch.empty(0, dtype=torch.int64) for _ in range(4)),
-    }[kind]
+# Miner outputs: pairs (repeats, and pairs (i, i) the terms skip), few negatives, triplets, none.
+MINED = dict(none=None, pairs=(30, 30, 40, 40), few_negatives=(30, 30, 2, 2), triplets=(20,) * 3, empty=(0,) * 4)
 
 
 def both(dist, pos, neg, **opts):
@@ -44,9 +35,9 @@ def both(dist, pos, neg, **opts):
 )
 @pytest.mark.parametrize("indices", ["none", "pairs", "few_negatives", "triplets", "empty"])
 @pytest.mark.parametrize("kind", ["random", "one_class", "singletons", "grid"])
-def test_lifted_terms_match_the_reference(rng, edge_batches, smooth, scale, margin, indices, kind):
+def test_lifted_terms_match_the_reference(rng, edge_batches, random_indices, smooth, scale, margin, indices, kind):
     x, y = edge_batches(rng)[kind]
-    pos, neg = pair_masks(y, mined(y, indices))
+    pos, neg = pair_masks(y, random_indices(len(y), **MINED)[indices])
     (ours, grad), (ref, ref_grad) = both(euclidean(x), pos, neg, margin=margin, smooth=smooth, scale=scale)
     assert ours.shape == ref.shape and ours.dtype == torch.float64
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
@@ -68,8 +59,8 @@ def test_large_distances_stay_finite_and_exact(clustered):
 
 @pytest.mark.parametrize("smooth, scale", FORMS)
 @pytest.mark.parametrize("indices", ["none", "pairs"])
-def test_gradcheck(rng, clustered, smooth, scale, indices):
+def test_gradcheck(rng, clustered, random_indices, smooth, scale, indices):
     x, y = clustered(rng, n=8, classes=3)
-    pos, neg = pair_masks(y, mined(y, indices))
+    pos, neg = pair_masks(y, random_indices(len(y), **MINED)[indices])
     fn = lambda d: lifted_terms(d, pos=pos, neg=neg, margin=2.0, smooth=smooth, scale=scale)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (euclidean(x).requires_grad_(),))

@@ -24,9 +24,7 @@ def reference_cosine_logits(embeddings: torch.Tensor, *, temperature: float) -> 
     return F.cosine_similarity(embeddings[:, None, :], embeddings[None, :, :], dim=2) / temperature
 
 
-def reference_sample_negatives(
-    neg: torch.Tensor, *, anchors: torch.Tensor, k: int, generator: torch.Generator
-) -> torch.Tensor:
+def reference_sample_negatives(neg, *, anchors, k: int, generator) -> torch.Tensor:
     """Row by row: the negatives of the anchor ordered by their keys, largest first, cut at k."""
     keys = torch.rand(len(anchors), neg.shape[1], generator=generator)
     rows = []
@@ -43,14 +41,7 @@ def _pair_negatives(neg, i, num_negatives, generator):
     return list(reference_sample_negatives(neg, anchors=i, k=num_negatives, generator=generator))
 
 
-def reference_infonce_terms(
-    logits: torch.Tensor,
-    *,
-    pos: torch.Tensor,
-    neg: torch.Tensor,
-    num_negatives: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
+def reference_infonce_terms(logits, *, pos, neg, num_negatives=None, generator=None) -> torch.Tensor:
     """-log of the softmax of s_ij among s_ij and the s_in, pair by pair, through plain autograd."""
     if num_negatives is not None and not bool(neg.any()):
         return logits.new_zeros(0)
@@ -62,9 +53,7 @@ def reference_infonce_terms(
     return torch.stack(terms) if terms else logits.new_zeros(0)
 
 
-def reference_nce_terms(
-    logits: torch.Tensor, *, pos: torch.Tensor, neg: torch.Tensor, num_noise: int, generator: torch.Generator
-) -> torch.Tensor:
+def reference_nce_terms(logits, *, pos, neg, num_noise: int, generator) -> torch.Tensor:
     """-ln h(real) - sum ln(1 - h(noise)), h = sigmoid(s - c_i), pair by pair."""
     if not bool(neg.any()):
         return logits.new_zeros(0)
