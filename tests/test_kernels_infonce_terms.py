@@ -40,7 +40,8 @@ def agree(kernel, reference, logits, seed=None, **opts):
         d = logits.clone().requires_grad_()
         extra = {} if seed is None else {"generator": torch.Generator().manual_seed(seed)}
         terms = fn(d, **opts, **extra)
-        # Distinct weights per term, and a zero tie to d for the case of no terms.
+        # Distinct weights, so terms out of order show in the gradient; the zero tie gives d
+        # a gradient when there is no term.
         ((terms * torch.arange(1.0, len(terms) + 1, dtype=d.dtype)).sum() + 0 * d.sum()).backward()
         out.append((terms.detach(), d.grad))
     (ours, grad), (ref, ref_grad) = out

@@ -24,7 +24,8 @@ def both(dist, pos, neg, **opts):
     for fn in (lifted_terms, reference_lifted_terms):
         d = dist.clone().requires_grad_()
         terms = fn(d, pos=pos, neg=neg, **opts)
-        # Distinct weights per term, and a zero tie to d for the case of no terms.
+        # Distinct weights, so terms out of order show in the gradient; the zero tie gives d
+        # a gradient when there is no term.
         ((terms * torch.arange(1.0, len(terms) + 1, dtype=d.dtype)).sum() + 0 * d.sum()).backward()
         out.append((terms.detach(), d.grad))
     return out

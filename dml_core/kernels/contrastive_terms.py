@@ -1,5 +1,7 @@
 """Contrastive-loss sums over the [B, B] distance matrix, with dL/dD from the same passes.
 
+The terms (Hadsell, Chopra, LeCun, CVPR 2006, eq. 4, with a positive margin):
+    pos_ij [D_ij - pos_margin]_+^q + neg_ij [neg_margin - D_ij]_+^q,   q = 2 if squared else 1.
 Every term is elementwise in D, so the loss is a sum over the matrix weighted by the pairs'
 multiplicities: 0/1 masks (all pairs) or pair counts (a miner's pairs, repeats counted).
 Its gradient comes out of the passes that compute it: the hinge's sign for q = 1, twice the

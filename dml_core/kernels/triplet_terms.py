@@ -1,6 +1,7 @@
 """Triplet-loss sums over the [B, B] distance matrix, without building the triplets.
 
-The hinge [d_ap - d_an + m]_+ is linear where it is active, so
+The terms are the triplet hinges [d_ap - d_an + m]_+ (Schroff, Kalenichenko, Philbin, FaceNet,
+CVPR 2015, Sec. 3.1). A hinge is linear where it is active, so
 
     sum_{a,p,n} [d_ap - d_an + m]_+ = sum_ap c_ap d_ap - sum_an c_an d_an + m * N_active,
 
