@@ -5,7 +5,6 @@ import pytest
 import torch
 from sklearn.metrics import normalized_mutual_info_score
 
-from conftest import clustered, grid_points
 from dml_core.kernels.clustering_search import FacilitySearch, nmi, reference_nmi, reference_objective
 
 
@@ -13,7 +12,8 @@ def distances(x):
     return ((x[:, None] - x[None]) ** 2).sum(-1).sqrt()
 
 
-def batches(rng):
+@pytest.fixture
+def batches(rng, clustered, grid_points):
     x, y = clustered(rng, n=12)
     g, gy = grid_points(rng, n=10)
     return {
@@ -28,8 +28,8 @@ KINDS = ["random", "one_class", "singletons", "grid"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_nmi_matches_the_reference_and_scikit_learn(rng, kind):
-    _, y = batches(rng)[kind]
+def test_nmi_matches_the_reference_and_scikit_learn(batches, kind):
+    _, y = batches[kind]
     gen = torch.Generator().manual_seed(0)
     for pred in (torch.randint(0, 3, (len(y),), generator=gen), torch.zeros_like(y), y, torch.arange(len(y))):
         expected = normalized_mutual_info_score(y.numpy(), pred.numpy(), average_method="geometric")
@@ -40,8 +40,8 @@ def test_nmi_matches_the_reference_and_scikit_learn(rng, kind):
 # With tied distances the batched scores may send a tied point to another medoid than g(S)
 # does, so only F (gamma = 0) is exact there; pam confirms every swap with the objective.
 @pytest.mark.parametrize("kind, gamma", [(k, g) for k in KINDS for g in (0.0, 1.0, 5.0) if k != "grid" or g == 0])
-def test_swap_scores_are_the_objective_of_each_swapped_set(rng, kind, gamma):
-    x, y = batches(rng)[kind]
+def test_swap_scores_are_the_objective_of_each_swapped_set(batches, kind, gamma):
+    x, y = batches[kind]
     dist = distances(x)
     search = FacilitySearch(dist, y, gamma)
     medoids = search.greedy(min(3, len(y)))
@@ -55,8 +55,8 @@ def test_swap_scores_are_the_objective_of_each_swapped_set(rng, kind, gamma):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_greedy_adds_the_best_point_each_step(rng, kind):
-    x, y = batches(rng)[kind]
+def test_greedy_adds_the_best_point_each_step(batches, kind):
+    x, y = batches[kind]
     dist = distances(x)
     chosen = FacilitySearch(dist, y, 1.0).greedy(3).tolist()
     for t in range(3):
@@ -66,8 +66,8 @@ def test_greedy_adds_the_best_point_each_step(rng, kind):
         assert reference_objective(dist, y, torch.tensor(chosen[: t + 1]), 1.0) == pytest.approx(best, abs=1e-9)
 
 
-def test_class_medoids_minimise_the_within_class_sum(rng):
-    x, y = batches(rng)["random"]
+def test_class_medoids_minimise_the_within_class_sum(batches):
+    x, y = batches["random"]
     dist = distances(x)
     truth = FacilitySearch(dist, y, 1.0).class_medoids()
     for k, cls in enumerate(torch.unique(y).tolist()):

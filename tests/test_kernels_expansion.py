@@ -3,7 +3,6 @@ difference form through autograd: values, first and second derivatives."""
 import pytest
 import torch
 
-from conftest import clustered, grid_points
 from dml_core.kernels.expansion import (
     euclidean_matrix,
     reference_euclidean,
@@ -14,23 +13,29 @@ from dml_core.kernels.expansion import (
 KERNELS = {"squared": (squared_euclidean_matrix, reference_squared_euclidean), "plain": (euclidean_matrix, reference_euclidean)}
 
 
-def inputs(rng, kind):
-    x, _ = clustered(rng, n=9, dim=4)
-    g, _ = grid_points(rng, n=9)  # duplicates: zero distances off the diagonal
-    return {
-        "random": (x, x[:5] + 0.5, False),
-        "self": (x, x, True),
-        "duplicates": (g, g, True),
-        "one_row": (x[:1], x[:1], True),
-        "zero_vectors": (torch.zeros(3, 4, dtype=torch.float64), x[:2], False),
-    }[kind]
+@pytest.fixture
+def inputs(rng, clustered, grid_points):
+    """inputs(kind) -> (x, y, same): random, self-comparison, duplicates, one row, zero vectors."""
+
+    def make(kind):
+        x, _ = clustered(rng, n=9, dim=4)
+        g, _ = grid_points(rng, n=9)  # duplicates: zero distances off the diagonal
+        return {
+            "random": (x, x[:5] + 0.5, False),
+            "self": (x, x, True),
+            "duplicates": (g, g, True),
+            "one_row": (x[:1], x[:1], True),
+            "zero_vectors": (torch.zeros(3, 4, dtype=torch.float64), x[:2], False),
+        }[kind]
+
+    return make
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
 @pytest.mark.parametrize("kind", ["random", "self", "duplicates", "one_row", "zero_vectors"])
-def test_values_and_gradients_match_the_reference(rng, name, kind):
+def test_values_and_gradients_match_the_reference(inputs, name, kind):
     kernel, reference = KERNELS[name]
-    x, y, same = inputs(rng, kind)
+    x, y, same = inputs(kind)
     weight = torch.randn(len(x), len(y), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     grads = []
     for fn in (lambda a, b: kernel(a, a if same else b, same), reference):
@@ -47,7 +52,7 @@ def test_values_and_gradients_match_the_reference(rng, name, kind):
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
 @pytest.mark.parametrize("same", [True, False])
-def test_gradcheck_and_gradgradcheck(rng, name, same):
+def test_gradcheck_and_gradgradcheck(rng, name, same, clustered):
     kernel = KERNELS[name][0]
     x, _ = clustered(rng, n=6, dim=3)
     a, b = x.clone().requires_grad_(), (x[:4] + 0.3).requires_grad_()

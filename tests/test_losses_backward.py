@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import clustered
 from dml_core import build_loss, build_miner
 
 
@@ -70,7 +69,7 @@ REFERENCES = {"contrastive": ref_contrastive, "triplet": ref_triplet}
 
 
 @pytest.fixture(params=sorted(CASES))
-def case(request, rng):
+def case(request, rng, clustered):
     """(our loss as a function of x, the plain reference, the embeddings)."""
     name, opts, miner = CASES[request.param]
     x, y = clustered(rng, n=12, dim=3, classes=3)

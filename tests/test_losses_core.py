@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import clustered, grid_points
 from dml_core import build_loss, build_miner
 from dml_core.losses import LOSSES
 
@@ -14,18 +13,7 @@ DIST = {
 }
 
 
-def reduce(terms, reduction):
-    terms = np.asarray(terms, dtype=np.float64)
-    if len(terms) == 0:
-        return 0.0
-    if reduction == "sum":
-        return terms.sum()
-    if reduction == "nonzero":
-        return terms.sum() / max((terms > 0).sum(), 1)
-    return terms.mean()
-
-
-def ref_contrastive(x, y, pos_margin, neg_margin, distance, squared, reduction, pairs=None):
+def ref_contrastive(x, y, pos_margin, neg_margin, distance, squared, pairs=None):
     x, y = x.numpy(), y.numpy()
     q = 2 if squared else 1
     n = len(y)
@@ -36,16 +24,16 @@ def ref_contrastive(x, y, pos_margin, neg_margin, distance, squared, reduction, 
         pos, neg = pairs
     terms = [max(DIST[distance](x[i], x[j]) - pos_margin, 0) ** q for i, j in pos]
     terms += [max(neg_margin - DIST[distance](x[i], x[j]), 0) ** q for i, j in neg]
-    return reduce(terms, reduction)
+    return terms
 
 
-def ref_triplet(x, y, margin, distance, reduction, triplets=None):
+def ref_triplet(x, y, margin, distance, triplets=None):
     x, y = x.numpy(), y.numpy()
     n = len(y)
     if triplets is None:
         triplets = [(a, p, q) for a in range(n) for p in range(n) for q in range(n) if a != p and y[a] == y[p] and y[q] != y[a]]
     d = DIST[distance]
-    return reduce([max(d(x[a], x[p]) - d(x[a], x[q]) + margin, 0) for a, p, q in triplets], reduction)
+    return [max(d(x[a], x[p]) - d(x[a], x[q]) + margin, 0) for a, p, q in triplets]
 
 
 REDUCTIONS = ["mean", "nonzero", "sum"]
@@ -55,18 +43,18 @@ REDUCTIONS = ["mean", "nonzero", "sum"]
 @pytest.mark.parametrize("distance", sorted(DIST))
 @pytest.mark.parametrize("squared", [True, False])
 @pytest.mark.parametrize("pos_margin", [0.0, 0.5])
-def test_contrastive_all_pairs(rng, reduction, distance, squared, pos_margin):
+def test_contrastive_all_pairs(rng, reduction, distance, squared, pos_margin, clustered, reduce):
     x, y = clustered(rng)
     opts = dict(pos_margin=pos_margin, neg_margin=2.0 if distance != "cosine" else 0.8, distance=distance, squared=squared)
     got = build_loss("contrastive", reduction=reduction, **opts)(x, y)
     assert got.dtype == torch.float64
-    np.testing.assert_allclose(float(got), ref_contrastive(x, y, reduction=reduction, **opts), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(float(got), reduce(ref_contrastive(x, y, **opts), reduction), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("miner", ["all_pairs", "batch_semihard", "semihard"])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("squared", [True, False])
-def test_contrastive_with_mined_pairs(rng, miner, reduction, squared):
+def test_contrastive_with_mined_pairs(rng, miner, reduction, squared, clustered, reduce):
     # semihard triplets repeat their (a, p) and (a, n) pairs: each repeat is its own term.
     x, y = clustered(rng)
     idx = build_miner(miner)(x, y)
@@ -74,40 +62,40 @@ def test_contrastive_with_mined_pairs(rng, miner, reduction, squared):
     pairs = (list(zip(a1.tolist(), p.tolist())), list(zip(a2.tolist(), n.tolist())))
     opts = dict(pos_margin=0.3, neg_margin=2.0, squared=squared)
     got = build_loss("contrastive", reduction=reduction, **opts)(x, y, idx)
-    ref = ref_contrastive(x, y, 0.3, 2.0, "euclidean", squared, reduction, pairs=pairs)
+    ref = reduce(ref_contrastive(x, y, 0.3, 2.0, "euclidean", squared, pairs=pairs), reduction)
     np.testing.assert_allclose(float(got), ref, rtol=1e-9)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("distance", sorted(DIST))
 @pytest.mark.parametrize("margin", [0.0, 0.2, 3.0])
-def test_triplet_all_triplets(rng, reduction, distance, margin):
+def test_triplet_all_triplets(rng, reduction, distance, margin, clustered, reduce):
     x, y = clustered(rng)
     got = build_loss("triplet", margin=margin, distance=distance, reduction=reduction)(x, y)
-    np.testing.assert_allclose(float(got), ref_triplet(x, y, margin, distance, reduction), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(float(got), reduce(ref_triplet(x, y, margin, distance), reduction), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_triplet_all_triplets_on_ties(seed):
+def test_triplet_all_triplets_on_ties(seed, grid_points, reduce):
     # Integer grid: many d_an == d_ap + margin exactly, where a term is 0 and its hinge is
     # at the kink: the value must still be exact.
     x, y = grid_points(np.random.default_rng(seed))
     for reduction in ("mean", "sum"):
         got = build_loss("triplet", margin=1.0, reduction=reduction)(x, y)
-        np.testing.assert_allclose(float(got), ref_triplet(x, y, 1.0, "squared_euclidean", reduction), rtol=1e-12)
+        np.testing.assert_allclose(float(got), reduce(ref_triplet(x, y, 1.0, "squared_euclidean"), reduction), rtol=1e-12)
 
 
 @pytest.mark.parametrize("miner", ["semihard", "hard", "batch_semihard", "batch_hard", "random"])
-def test_triplet_with_mined_triplets(rng, miner):
+def test_triplet_with_mined_triplets(rng, miner, clustered, reduce):
     x, y = clustered(rng)
     idx = build_miner(miner)(x, y)
     trip = list(zip(*[t.tolist() for t in idx]))
     for reduction in REDUCTIONS:
         got = build_loss("triplet", reduction=reduction)(x, y, idx)
-        np.testing.assert_allclose(float(got), ref_triplet(x, y, 0.2, "squared_euclidean", reduction, trip), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(float(got), reduce(ref_triplet(x, y, 0.2, "squared_euclidean", trip), reduction), rtol=1e-9, atol=1e-12)
 
 
-def test_triplet_from_pairs_forms_every_triplet_of_the_pairs(rng):
+def test_triplet_from_pairs_forms_every_triplet_of_the_pairs(rng, clustered):
     x, y = clustered(rng)
     idx = build_miner("all_pairs")(x, y)
     for reduction in REDUCTIONS:
@@ -118,7 +106,7 @@ def test_triplet_from_pairs_forms_every_triplet_of_the_pairs(rng):
         )
 
 
-def test_all_triplets_gradient_equals_explicit_triplets(rng):
+def test_all_triplets_gradient_equals_explicit_triplets(rng, clustered):
     x, y = clustered(rng, n=20)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     build_loss("triplet", margin=1.0)(x1, y).backward()
@@ -136,7 +124,7 @@ def test_all_triplets_gradient_equals_explicit_triplets(rng):
         ("triplet", dict(margin=0.5, distance="euclidean", reduction="sum")),
     ],
 )
-def test_gradcheck(name, opts):
+def test_gradcheck(name, opts, clustered):
     x, y = clustered(np.random.default_rng(7), n=8, dim=3, classes=3)
     loss = build_loss(name, **opts)
     assert torch.autograd.gradcheck(lambda e: loss(e, y), (x.requires_grad_(),))
@@ -183,7 +171,7 @@ def test_empty_mining_result_gives_zero_and_zero_gradient(name):
     assert float(loss) == 0 and torch.equal(x.grad, torch.zeros_like(x))
 
 
-def test_float32_default_and_float64_work():
+def test_float32_default_and_float64_work(clustered):
     x, y = clustered(np.random.default_rng(0))
     for dtype in (torch.float32, torch.float64):
         out = build_loss("triplet")(x.to(dtype), y)
@@ -222,7 +210,7 @@ def test_unknown_loss_option_and_reduction():
 
 
 @pytest.mark.parametrize("name,miner", [("contrastive", None), ("contrastive", "semihard"), ("triplet", None), ("triplet", "semihard")])
-def test_backward_twice_through_a_retained_graph(rng, name, miner):
+def test_backward_twice_through_a_retained_graph(rng, name, miner, clustered):
     # The loss hands autograd a gradient matrix it rescales in place: a retained graph
     # must still give each backward its own factor.
     x, y = clustered(rng)

@@ -7,7 +7,6 @@ import pytest
 import torch
 from sklearn.metrics import normalized_mutual_info_score
 
-from conftest import clustered
 from dml_core import build_loss
 from dml_core.kernels.clustering_search import FacilitySearch, nmi
 
@@ -56,7 +55,7 @@ def test_never_exceeds_the_exact_loss_and_mostly_equals_it(gamma):
     assert equal >= 0.85 * 60, equal
 
 
-def test_value_is_the_hinge_of_the_chosen_medoids():
+def test_value_is_the_hinge_of_the_chosen_medoids(clustered):
     x, y = clustered(np.random.default_rng(0), n=30, dim=4, classes=5)
     loss = build_loss("facility_location")
     medoids, score, _, _ = loss.search(loss.distance(x), y)
@@ -66,7 +65,7 @@ def test_value_is_the_hinge_of_the_chosen_medoids():
     assert len(set(medoids.tolist())) == 5
 
 
-def test_greedy_picks_the_best_addition_each_step(rng):
+def test_greedy_picks_the_best_addition_each_step(rng, clustered):
     x, y = clustered(rng, n=14, dim=3, classes=4)
     d = pairwise(x)
     search = FacilitySearch(torch.tensor(d), y, 1.0)
@@ -76,7 +75,7 @@ def test_greedy_picks_the_best_addition_each_step(rng):
         assert scores[chosen[t]] == pytest.approx(max(scores.values()), abs=1e-9)
 
 
-def test_swap_scores_equal_the_objective_of_each_swapped_set(rng):
+def test_swap_scores_equal_the_objective_of_each_swapped_set(rng, clustered):
     x, y = clustered(rng, n=12, dim=2, classes=4)
     d = pairwise(x)
     search = FacilitySearch(torch.tensor(d), y, 0.7)
@@ -90,7 +89,7 @@ def test_swap_scores_equal_the_objective_of_each_swapped_set(rng):
             assert float(scores[ci, slot]) == pytest.approx(ref_objective(d, y.numpy(), swapped, 0.7), abs=1e-9)
 
 
-def test_one_medoid_swap_scores():
+def test_one_medoid_swap_scores(clustered):
     x, y = clustered(np.random.default_rng(1), n=6, dim=2, classes=1)
     d = pairwise(x)
     scores, cand = FacilitySearch(torch.tensor(d), y, 1.0).swap_scores(torch.tensor([2]))
@@ -98,7 +97,7 @@ def test_one_medoid_swap_scores():
         assert float(scores[ci, 0]) == pytest.approx(ref_objective(d, y.numpy(), [c], 1.0), abs=1e-9)
 
 
-def test_pam_improves_to_a_local_optimum(rng):
+def test_pam_improves_to_a_local_optimum(rng, clustered):
     x, y = clustered(rng, n=16, dim=2, classes=4)
     d = pairwise(x)
     search = FacilitySearch(torch.tensor(d), y, 1.0)
@@ -113,7 +112,7 @@ def test_pam_improves_to_a_local_optimum(rng):
             assert ref_objective(d, y.numpy(), swapped, 1.0) <= value + 1e-9
 
 
-def test_more_search_never_lowers_the_loss(rng):
+def test_more_search_never_lowers_the_loss(rng, clustered):
     x, y = clustered(rng, n=40, dim=4, classes=8)
     greedy_only = float(build_loss("facility_location", pam_rounds=0)(x, y))
     assert float(build_loss("facility_location")(x, y)) >= greedy_only - 1e-12
@@ -139,7 +138,7 @@ def test_zero_on_well_separated_clusters():
     assert loss.item() == 0 and torch.equal(x.grad, torch.zeros_like(x))
 
 
-def test_gradcheck():
+def test_gradcheck(clustered):
     x, y = clustered(np.random.default_rng(2), n=10, dim=3, classes=3, spread=2.0)
     loss = build_loss("facility_location")
     assert float(loss(x, y)) > 0
@@ -162,7 +161,7 @@ def test_duplicate_embeddings_are_finite():
     assert loss.item() == pytest.approx(0.5) and torch.isfinite(x.grad).all()
 
 
-def test_float32_runs_and_matches_float64():
+def test_float32_runs_and_matches_float64(clustered):
     x, y = clustered(np.random.default_rng(3), n=24, dim=4, classes=4)
     loss = build_loss("facility_location")
     np.testing.assert_allclose(float(loss(x.float(), y)), float(loss(x, y)), rtol=1e-5)

@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import NTXentLoss
 
-from conftest import clustered
 from dml_core import build_loss, build_miner
-from dml_core.losses.infonce import sample_negatives
+from dml_core.kernels.infonce_terms import sample_negatives
 from dml_core.kernels.triplet_search import label_masks
 
 
@@ -17,7 +16,7 @@ def cos(a, b):
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def ref_infonce(x, y, t, reduction="mean", negatives=None):
+def ref_infonce(x, y, t, negatives=None):
     """Loop over ordered positive pairs; negatives(i, pair_number) -> the columns to use."""
     x, y = x.numpy(), y.numpy()
     n = len(y)
@@ -28,25 +27,18 @@ def ref_infonce(x, y, t, reduction="mean", negatives=None):
         pos = math.exp(cos(x[i], x[j]) / t)
         neg = sum(math.exp(cos(x[i], x[k]) / t) for k in cols)
         terms.append(-math.log(pos / (pos + neg)))
-    terms = np.array(terms)
-    if len(terms) == 0:
-        return 0.0
-    if reduction == "sum":
-        return terms.sum()
-    if reduction == "nonzero":
-        return terms.sum() / max((terms > 0).sum(), 1)
-    return terms.mean()
+    return terms
 
 
 @pytest.mark.parametrize("reduction", ["mean", "nonzero", "sum"])
 @pytest.mark.parametrize("temperature", [0.05, 0.1, 1.0])
-def test_all_negatives_match_loop_reference(rng, temperature, reduction):
+def test_all_negatives_match_loop_reference(rng, temperature, reduction, clustered, reduce):
     x, y = clustered(rng, n=14, dim=4, classes=4)
     got = build_loss("infonce", temperature=temperature, reduction=reduction)(x, y)
-    np.testing.assert_allclose(float(got), ref_infonce(x, y, temperature, reduction), rtol=1e-9)
+    np.testing.assert_allclose(float(got), reduce(ref_infonce(x, y, temperature), reduction), rtol=1e-9)
 
 
-def test_all_negatives_equal_cross_entropy_computed_another_way(rng):
+def test_all_negatives_equal_cross_entropy_computed_another_way(rng, clustered):
     # One cross-entropy row per positive pair (i, j): the scaled cosine row of i with itself and
     # the other positives of i removed (logit -inf), target column j.
     x, y = clustered(rng, n=16, dim=5, classes=4)
@@ -63,30 +55,14 @@ def test_all_negatives_equal_cross_entropy_computed_another_way(rng):
     np.testing.assert_allclose(float(build_loss("infonce", temperature=t)(x, y)), float(want), rtol=1e-9)
 
 
-def test_equals_pml_ntxent(rng):
+def test_equals_pml_ntxent(rng, clustered):
     x, y = clustered(rng, n=20, dim=6, classes=5)
     np.testing.assert_allclose(
         float(build_loss("infonce", temperature=0.07)(x, y)), float(NTXentLoss(temperature=0.07)(x, y)), rtol=1e-7
     )
 
 
-def test_sample_negatives_draws_distinct_negatives_uniformly():
-    y = torch.tensor([0, 0, 1, 1, 1, 2, 2, 3])
-    pos, neg = label_masks(y)
-    a, _ = pos.nonzero(as_tuple=True)
-    gen = torch.Generator().manual_seed(0)
-    counts = torch.zeros(len(y), len(y))
-    for _ in range(2000):
-        cols = sample_negatives(neg, a, 3, gen, "num_negatives")
-        assert neg[a[:, None], cols].all()
-        assert (cols.sort(1).values.diff(dim=1) > 0).all()  # distinct within a row
-        counts.index_put_((a[:, None].expand_as(cols), cols), torch.ones_like(cols, dtype=torch.float), accumulate=True)
-    # Anchor 0 has one positive pair and 6 negatives: each is drawn with probability 3/6.
-    freq = counts[0, 2:] / 2000
-    np.testing.assert_allclose(freq.numpy(), 0.5, atol=0.05)
-
-
-def test_sampled_negatives_match_reference_given_the_draws(rng):
+def test_sampled_negatives_match_reference_given_the_draws(rng, clustered, reduce):
     x, y = clustered(rng, n=16, dim=4, classes=5)
     k = int(label_masks(y)[1].sum(1).min())
     k = max(1, k - 2)
@@ -95,11 +71,11 @@ def test_sampled_negatives_match_reference_given_the_draws(rng):
     # The same draws, from a generator seeded the same way, for the same pairs in the same order.
     pos, neg = label_masks(y)
     i, _ = pos.nonzero(as_tuple=True)
-    cols = sample_negatives(neg, i, k, torch.Generator().manual_seed(3), "num_negatives")
-    np.testing.assert_allclose(got, ref_infonce(x, y, 0.1, negatives=lambda m: cols[m].tolist()), rtol=1e-9)
+    cols = sample_negatives(neg, anchors=i, k=k, generator=torch.Generator().manual_seed(3), name="num_negatives")
+    np.testing.assert_allclose(got, reduce(ref_infonce(x, y, 0.1, negatives=lambda m: cols[m].tolist()), "mean"), rtol=1e-9)
 
 
-def test_sampling_is_seeded_and_advances():
+def test_sampling_is_seeded_and_advances(clustered):
     x, y = clustered(np.random.default_rng(0), n=20, dim=4, classes=4)
     a = build_loss("infonce", num_negatives=2, seed=5)
     b = build_loss("infonce", num_negatives=2, seed=5)
@@ -109,7 +85,7 @@ def test_sampling_is_seeded_and_advances():
     assert float(build_loss("infonce", num_negatives=2, seed=6)(x, y)) != first[0]
 
 
-def test_k_equal_to_every_negative_is_the_full_softmax():
+def test_k_equal_to_every_negative_is_the_full_softmax(clustered):
     x, y = clustered(np.random.default_rng(1), n=12, dim=3, classes=3)
     y = torch.arange(3).repeat(4)  # balanced: every anchor has 8 negatives
     full = float(build_loss("infonce")(x, y))
@@ -126,7 +102,7 @@ def test_too_many_negatives_is_a_value_error_naming_the_option():
 
 
 @pytest.mark.parametrize("k", [None, 3])
-def test_gradcheck(k):
+def test_gradcheck(k, clustered):
     x, y = clustered(np.random.default_rng(4), n=9, dim=3, classes=3)
     loss = build_loss("infonce", temperature=0.5, num_negatives=k)
 
@@ -137,7 +113,7 @@ def test_gradcheck(k):
     assert torch.autograd.gradcheck(f, (x.requires_grad_(),))
 
 
-def test_with_mined_pairs(rng):
+def test_with_mined_pairs(rng, clustered):
     x, y = clustered(rng, n=12)
     idx = build_miner("all_pairs")(x, y)
     np.testing.assert_allclose(float(build_loss("infonce")(x, y, idx)), float(build_loss("infonce")(x, y)), rtol=1e-12)

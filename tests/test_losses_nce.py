@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import clustered
 from dml_core import build_loss, build_miner
-from dml_core.losses.infonce import sample_negatives
+from dml_core.kernels.infonce_terms import sample_negatives
 from dml_core.kernels.triplet_search import label_masks
 
 
@@ -32,7 +31,7 @@ def ref_nce(x, y, k, t, noise):
     return float(np.mean(terms))
 
 
-def test_every_negative_as_noise_matches_reference(rng):
+def test_every_negative_as_noise_matches_reference(rng, clustered):
     # Balanced classes and k = every negative: the noise set is fixed, no draw involved.
     x, _ = clustered(rng, n=12, dim=4, classes=3)
     y = torch.arange(3).repeat(4)
@@ -44,12 +43,12 @@ def test_every_negative_as_noise_matches_reference(rng):
 
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("temperature", [0.1, 1.0])
-def test_sampled_noise_matches_reference_given_the_draws(rng, k, temperature):
+def test_sampled_noise_matches_reference_given_the_draws(rng, k, temperature, clustered):
     x, y = clustered(rng, n=16, dim=4, classes=4)
     got = float(build_loss("nce", num_noise=k, temperature=temperature, seed=7)(x, y))
     pos, neg = label_masks(y)
     i, _ = pos.nonzero(as_tuple=True)
-    cols = sample_negatives(neg, i, k, torch.Generator().manual_seed(7), "num_noise")
+    cols = sample_negatives(neg, anchors=i, k=k, generator=torch.Generator().manual_seed(7), name="num_noise")
     np.testing.assert_allclose(got, ref_nce(x, y, k, temperature, lambda m: cols[m].tolist()), rtol=1e-9)
 
 
@@ -63,7 +62,7 @@ def test_posterior_is_the_nce_classifier():
     assert float(build_loss("nce", num_noise=1, temperature=1.0)(x, y)) == pytest.approx(want, rel=1e-12)
 
 
-def test_gradcheck():
+def test_gradcheck(clustered):
     x, y = clustered(np.random.default_rng(1), n=9, dim=3, classes=3)
     loss = build_loss("nce", num_noise=2, temperature=0.5)
 
@@ -74,7 +73,7 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(f, (x.requires_grad_(),))
 
 
-def test_seeded():
+def test_seeded(clustered):
     x, y = clustered(np.random.default_rng(2), n=16, dim=3, classes=4)
     a, b = build_loss("nce", num_noise=3, seed=1), build_loss("nce", num_noise=3, seed=1)
     assert [float(a(x, y)) for _ in range(2)] == [float(b(x, y)) for _ in range(2)]
@@ -104,7 +103,7 @@ def test_duplicates_and_small_temperature_are_finite():
     assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
 
 
-def test_with_mined_pairs(rng):
+def test_with_mined_pairs(rng, clustered):
     x, y = clustered(rng, n=12)
     idx = build_miner("all_pairs")(x, y)
     np.testing.assert_allclose(float(build_loss("nce", num_noise=2)(x, y, idx)), float(build_loss("nce", num_noise=2)(x, y)), rtol=1e-12)

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import clustered, grid_points
-from dml_core import build_miner
+from dml_core import build_distance, build_miner
 from dml_core.miners import MINERS
 
 
@@ -72,22 +71,28 @@ def as_set(t):
     return sorted(zip(*[v.tolist() for v in t]))
 
 
-def inputs(kind, seed):
-    rng = np.random.default_rng(seed)
-    if kind == "random":
-        return clustered(rng)
-    if kind == "grid":  # ties and duplicates
-        return grid_points(rng)
-    if kind == "one_class":
-        x, _ = clustered(rng, n=6)
-        return x, torch.zeros(6, dtype=torch.int64)
-    if kind == "singletons":
-        x, _ = clustered(rng, n=6)
-        return x, torch.arange(6)
-    if kind == "singletons_and_pair":
-        x, _ = clustered(rng, n=6)
-        return x, torch.tensor([0, 1, 2, 3, 4, 4])
-    raise KeyError(kind)
+@pytest.fixture
+def inputs(clustered, grid_points):
+    """inputs(kind, seed) -> (x, y)."""
+
+    def make(kind, seed):
+        rng = np.random.default_rng(seed)
+        if kind == "random":
+            return clustered(rng)
+        if kind == "grid":  # ties and duplicates
+            return grid_points(rng)
+        if kind == "one_class":
+            x, _ = clustered(rng, n=6)
+            return x, torch.zeros(6, dtype=torch.int64)
+        if kind == "singletons":
+            x, _ = clustered(rng, n=6)
+            return x, torch.arange(6)
+        if kind == "singletons_and_pair":
+            x, _ = clustered(rng, n=6)
+            return x, torch.tensor([0, 1, 2, 3, 4, 4])
+        raise KeyError(kind)
+
+    return make
 
 
 KINDS = ["random", "grid", "one_class", "singletons", "singletons_and_pair"]
@@ -96,7 +101,7 @@ SEEDS = [0, 1, 2]
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_all_triplets(kind, seed):
+def test_all_triplets(kind, seed, inputs):
     x, y = inputs(kind, seed)
     got = build_miner("all_triplets")(x, y)
     assert all(t.dtype == torch.int64 for t in got)
@@ -106,7 +111,7 @@ def test_all_triplets(kind, seed):
 @pytest.mark.parametrize("region", ["easy", "semihard", "hard"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_margin_regions(region, kind, seed):
+def test_margin_regions(region, kind, seed, inputs):
     x, y = inputs(kind, seed)
     margin = 1.0 if kind == "grid" else 0.7  # integer distances on the grid: ties at the margin too
     got = build_miner(region, margin=margin)(x, y)
@@ -115,7 +120,7 @@ def test_margin_regions(region, kind, seed):
 
 @pytest.mark.parametrize("kind", ["random", "grid"])
 @pytest.mark.parametrize("seed", range(6))
-def test_regions_partition_all_triplets(kind, seed):
+def test_regions_partition_all_triplets(kind, seed, inputs):
     x, y = inputs(kind, seed)
     parts = [as_set(build_miner(r, margin=1.0)(x, y)) for r in ("easy", "semihard", "hard")]
     union = sorted(itertools.chain(*parts))
@@ -126,21 +131,21 @@ def test_regions_partition_all_triplets(kind, seed):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_batch_semihard(kind, seed):
+def test_batch_semihard(kind, seed, inputs):
     x, y = inputs(kind, seed)
     assert as_set(build_miner("batch_semihard")(x, y)) == sorted(ref_batch_semihard(x, y))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_batch_hard(kind, seed):
+def test_batch_hard(kind, seed, inputs):
     x, y = inputs(kind, seed)
     assert as_set(build_miner("batch_hard")(x, y)) == sorted(ref_batch_hard(x, y))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_all_pairs(kind, seed):
+def test_all_pairs(kind, seed, inputs):
     x, y = inputs(kind, seed)
     yn = y.numpy()
     a1, p, a2, n = build_miner("all_pairs")(x, y)
@@ -149,7 +154,7 @@ def test_all_pairs(kind, seed):
     assert as_set((a1, p)) == pos and as_set((a2, n)) == neg
 
 
-def test_miner_distance_option_changes_the_geometry():
+def test_miner_distance_option_changes_the_geometry(clustered):
     rng = np.random.default_rng(0)
     x, y = clustered(rng, n=16)
     d = torch.cdist(x, x)  # plain Euclidean, independently of ours
@@ -160,7 +165,7 @@ def test_miner_distance_option_changes_the_geometry():
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_random_one_negative_per_positive_pair(seed):
+def test_random_one_negative_per_positive_pair(seed, inputs):
     x, y = inputs("random", seed)
     miner = build_miner("random", seed=seed)
     a, p, n = miner(x, y)
@@ -173,7 +178,7 @@ def test_random_one_negative_per_positive_pair(seed):
     assert as_set(miner(x, y)) != as_set((a, p, n))  # a fresh draw on the next batch
 
 
-def test_random_num_triplets_is_uniform_over_all_triplets():
+def test_random_num_triplets_is_uniform_over_all_triplets(inputs):
     x, y = inputs("singletons_and_pair", 0)
     y = torch.tensor([0, 0, 0, 1, 1, 2])  # anchors of class 0 have 3 negatives, class 1 four
     valid = ref_all_triplets(y.numpy())
@@ -203,7 +208,7 @@ def ref_distance_weights(x, y, dim, cutoff=0.5, nz=1.4):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_distance_weighted_weights_and_samples(seed):
+def test_distance_weighted_weights_and_samples(seed, clustered):
     rng = np.random.default_rng(seed)
     x, y = clustered(rng, n=12, dim=5, spread=0.5)
     x = torch.nn.functional.normalize(x, dim=1)
@@ -258,3 +263,35 @@ def test_unknown_miner_and_option():
         build_miner("semihard", alpha=0.2)
     with pytest.raises(ValueError, match="margin must be > 0"):
         build_miner("easy", margin=0.0)
+
+
+def sq_matrix(x):
+    return build_distance("squared_euclidean")(x).numpy()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("points", ["grid", "clustered"])
+def test_float32_mining_matches_a_loop_on_its_own_matrix(seed, points, clustered, grid_points):
+    # float32 takes the packed-key sort; the reference reads the same float32 matrix.
+    make = grid_points if points == "grid" else clustered
+    x, y = make(np.random.default_rng(seed))
+    x = x.float()
+    d, yn, n = sq_matrix(x), y.numpy(), len(y)
+    triplets = [(a, p, q) for a in range(n) for p in range(n) for q in range(n) if a != p and yn[a] == yn[p] and yn[q] != yn[a]]
+    m = 0.5 if points == "grid" else 0.2
+    regions = {
+        "hard": [t for t in triplets if d[t[0], t[2]] <= d[t[0], t[1]]],
+        "semihard": [t for t in triplets if d[t[0], t[1]] < d[t[0], t[2]] < d[t[0], t[1]] + np.float32(m)],
+        "easy": [t for t in triplets if d[t[0], t[2]] >= d[t[0], t[1]] + np.float32(m)],
+    }
+    for region, ref in regions.items():
+        got = build_miner(region, margin=m)(x, y)
+        assert sorted(zip(*[t.tolist() for t in got])) == sorted(ref), region
+    semi = []
+    for a, p in sorted({(a, p) for a, p, _ in triplets}):
+        negs = [q for q in range(n) if yn[q] != yn[a]]
+        farther = [q for q in negs if d[a, q] > d[a, p]]
+        pick = min(farther, key=lambda q: (d[a, q], q)) if farther else min(negs, key=lambda q: (-d[a, q], q))
+        semi.append((a, p, pick))
+    got = build_miner("batch_semihard")(x, y)
+    assert sorted(zip(*[t.tolist() for t in got])) == semi

@@ -36,12 +36,6 @@ def _load_madvise():
 _madvise = _load_madvise()
 
 
-def reference_empty_large(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """What empty_large returns: an uninitialised buffer. The advice changes only how its
-    pages are faulted in."""
-    return torch.empty(shape, dtype=dtype, device=device)
-
-
 def empty_large(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """torch.empty, with the 2 MiB-aligned interior of a large CPU buffer advised to use
     huge pages before anything touches it. Advice only: a refusal changes nothing."""

@@ -60,11 +60,6 @@ def _graph_gradient(ctx, g: torch.Tensor) -> torch.Tensor:
     return torch.autograd.grad(ctx.recompute(dist), dist, g, create_graph=True)[0]
 
 
-def reference_with_gradient(dist: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """What with_gradient(dist, loss(dist), dL/dD) stands for: the loss through autograd."""
-    return loss(dist)
-
-
 def with_gradient(
     dist: torch.Tensor,
     value: torch.Tensor,

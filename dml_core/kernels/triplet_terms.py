@@ -1,6 +1,7 @@
 """Triplet-loss sums over the [B, B] distance matrix, without building the triplets.
 
-The hinge [d_ap - d_an + m]_+ is linear where it is active, so
+The terms are the triplet hinges [d_ap - d_an + m]_+ (Schroff, Kalenichenko, Philbin, FaceNet,
+CVPR 2015, Sec. 3.1). A hinge is linear where it is active, so
 
     sum_{a,p,n} [d_ap - d_an + m]_+ = sum_ap c_ap d_ap - sum_an c_an d_an + m * N_active,
 
@@ -15,18 +16,19 @@ import torch
 
 from . import triplet_search
 from .huge_pages import empty_large
+from .indices import pairs_to_triplets
 from .known_gradient import with_gradient
 from .row_sort import sort_rows
 from .triplet_search import label_masks
 
 
-def reference_triplet_terms(dist: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, margin: float):
+def reference_triplet_terms(dist: torch.Tensor, *, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, margin: float):
     """The formula on listed triplets, through plain autograd."""
     terms = torch.relu(dist[a, p] - dist[a, n] + margin)
     return terms.sum(), len(terms), int((terms > 0).sum())
 
 
-def all_triplet_terms(dist: torch.Tensor, labels: torch.Tensor, margin: float):
+def all_triplet_terms(dist: torch.Tensor, *, labels: torch.Tensor, margin: float):
     """Over every triplet y_a = y_p != y_n, a != p. Sorting each anchor's row once gives both
     counts by binary search: O(B^2 log B) time, O(B^2) memory, at batch sizes where B^3
     triplets would not fit."""
@@ -46,7 +48,7 @@ def all_triplet_terms(dist: torch.Tensor, labels: torch.Tensor, margin: float):
     return with_gradient(dist, value, grad), count, active
 
 
-def indexed_triplet_terms(dist: torch.Tensor, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, margin: float):
+def indexed_triplet_terms(dist: torch.Tensor, *, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, margin: float):
     """Over a miner's triplets: the same identity with the counts binned per cell, much
     cheaper than autograd's scatter of two gathers when a margin miner returns millions."""
     with torch.no_grad():
@@ -81,3 +83,12 @@ def indexed_triplet_terms(dist: torch.Tensor, a: torch.Tensor, p: torch.Tensor, 
         grad = counts[:cells].view_as(dist).to(dist.dtype)
         value = torch.dot(grad.reshape(-1), flat) + margin * n_active
     return with_gradient(dist, value, grad), total, n_active
+
+
+def triplet_terms(dist: torch.Tensor, *, labels: torch.Tensor, indices, margin: float):
+    """Over every triplet of the batch (indices None), a miner's triplets, or every (a, p, n)
+    of a pair miner's positive pairs (a, p) and negative pairs (a, n)."""
+    if indices is None:
+        return all_triplet_terms(dist, labels=labels, margin=margin)
+    a, p, n = pairs_to_triplets(indices, len(labels)) if len(indices) == 4 else indices
+    return indexed_triplet_terms(dist, a=a, p=p, n=n, margin=margin)

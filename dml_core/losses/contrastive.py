@@ -38,7 +38,12 @@ class ContrastiveLoss(MetricLoss):
         dist = self.distance(embeddings)
         return Terms(
             *contrastive_terms(
-                dist, labels, indices, self.pos_margin, self.neg_margin, self.squared, self.reduction == "nonzero"
+                dist,
+                labels=labels,
+                indices=indices,
+                pos_margin=self.pos_margin,
+                neg_margin=self.neg_margin,
+                squared=self.squared,
             )
         )
 

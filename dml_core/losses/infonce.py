@@ -17,33 +17,13 @@ negatives of i.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..kernels.indices import pair_masks
+from ..kernels.infonce_terms import cosine_logits, infonce_terms
 from ..validation import check_count, check_positive
 from .base import MetricLoss
 from .reducers import Terms
 from .registry import LOSSES
-
-
-def sample_negatives(neg: torch.Tensor, anchors: torch.Tensor, k: int, generator: torch.Generator, name: str) -> torch.Tensor:
-    """[P, k] columns: for each anchor row, k distinct negatives drawn uniformly (the top k of
-    iid uniform keys over its negatives is a uniform k-subset)."""
-    if len(anchors) == 0:
-        return torch.empty(0, k, dtype=torch.int64, device=neg.device)
-    available = neg.sum(1)[anchors]
-    if int(available.min()) < k:
-        raise ValueError(
-            f"{name}={k} is larger than the {int(available.min())} negatives an anchor has in "
-            f"this batch; lower {name} or use batches with more classes"
-        )
-    keys = torch.rand(len(anchors), neg.shape[1], generator=generator).to(neg.device)
-    return keys.masked_fill_(~neg[anchors], -1.0).topk(k, dim=1).indices
-
-
-def cosine_logits(embeddings: torch.Tensor, temperature: float) -> torch.Tensor:
-    x = F.normalize(embeddings, dim=1)
-    return (x @ x.T) / temperature
 
 
 @LOSSES.register("infonce")
@@ -57,21 +37,10 @@ class InfoNCELoss(MetricLoss):
 
     def terms(self, embeddings, labels, indices) -> Terms:
         pos, neg = pair_masks(labels, indices)
-        logits = cosine_logits(embeddings, self.temperature)
-        i, j = pos.nonzero(as_tuple=True)
-        if self.num_negatives is None:
-            has_neg = neg.any(1)
-            # Rows without negatives: a finite stand-in inside logsumexp (whose backward would
-            # be NaN on an all -inf row), then -inf outside, where softplus(-inf) = 0.
-            fill = torch.where(has_neg, float("-inf"), 0.0).to(logits.dtype)[:, None]
-            lse = torch.logsumexp(torch.where(neg, logits, fill), 1)
-            lse = torch.where(has_neg, lse, torch.full_like(lse, float("-inf")))
-            return Terms.of(F.softplus(lse[i] - logits[i, j]))
-        if not bool(neg.any()):
-            return Terms(embeddings.sum() * 0.0, 0, 0)
-        cols = sample_negatives(neg, i, self.num_negatives, self.generator, "num_negatives")
-        lse = torch.logsumexp(logits[i[:, None], cols], 1)
-        return Terms.of(F.softplus(lse - logits[i, j]))
+        logits = cosine_logits(embeddings, temperature=self.temperature)
+        return Terms.of(
+            infonce_terms(logits, pos=pos, neg=neg, num_negatives=self.num_negatives, generator=self.generator)
+        )
 
     def extra_repr(self) -> str:
         return (

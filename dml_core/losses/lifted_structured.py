@@ -13,51 +13,19 @@ negative in the batch has J = -inf (log of an empty sum): its term is 0.
 
 With indices (a miner's pairs; triplets are split into pairs), P is the mined positive pairs
 taken unordered, and N(i) the mined negatives of i: {n : (i, n) is a mined negative pair}.
-Everything is one [B, B] pass: the per-row log-sum-exp (max subtracted) of the negatives, then
-two row values combined per positive pair, so no [pairs, negatives] matrix is ever built.
+The terms come from kernels.lifted_terms in one [B, B] pass.
 """
 from __future__ import annotations
 
 import math
 
-import torch
-
 from ..distances import build_distance
 from ..kernels.indices import pair_masks
+from ..kernels.lifted_terms import lifted_terms
 from ..validation import check_positive
 from .base import MetricLoss
 from .reducers import Terms
 from .registry import LOSSES
-
-
-def lifted_terms(dist: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: float, smooth: bool,
-                 scale: float = 1.0) -> torch.Tensor:
-    """t_ij = [J_ij]_+^2 / 2 for each pair i < j with pos[i, j] or pos[j, i]."""
-    i, j = torch.triu(pos | pos.T, diagonal=1).nonzero(as_tuple=True)
-    if len(i) == 0:
-        return dist.new_zeros(0)
-    has_neg = neg.any(1)
-    # A pair whose rows have no negative has J = -inf (log 0, or max of nothing): its term is
-    # 0. It gets the finite stand-in 0 below, and where() sends it no gradient.
-    valid = has_neg[i] | has_neg[j]
-    # Scores s (margin - D): x * 1.0 == x and x / 1.0 == x, so scale 1 is the unscaled loss exactly.
-    scores = ((margin - dist) * (scale if smooth else 1.0)).masked_fill(~neg, float("-inf"))
-    # Row maxima, -inf for a row without negatives (it then adds exp(-inf) = 0 below).
-    best = torch.where(has_neg, scores.amax(1).masked_fill(~has_neg, 0.0), float("-inf"))
-    top = torch.where(valid, torch.maximum(best[i], best[j]), 0.0)
-    if smooth:
-        # log(s_i e^{M_i} + s_j e^{M_j}) with s = sum exp(score - M) and M the row maxima: the
-        # largest exponent is 0, so nothing overflows and inner >= 1. M is detached: the
-        # log-sum-exp does not depend on the shift.
-        shift = best.detach()
-        row_sum = torch.exp(scores - shift.masked_fill(~has_neg, 0.0)[:, None]).sum(1)
-        top = top.detach()
-        inner = row_sum[i] * torch.exp(shift[i] - top) + row_sum[j] * torch.exp(shift[j] - top)
-        negative_part = (top + torch.log(torch.where(valid, inner, 1.0))) / scale
-    else:
-        negative_part = top
-    hinge = torch.relu(dist[i, j] + negative_part)
-    return torch.where(valid, hinge * hinge / 2, torch.zeros_like(hinge))
 
 
 @LOSSES.register("lifted_structured")
@@ -75,7 +43,8 @@ class LiftedStructuredLoss(MetricLoss):
 
     def terms(self, embeddings, labels, indices) -> Terms:
         pos, neg = pair_masks(labels, indices)
-        return Terms.of(lifted_terms(self.distance(embeddings), pos, neg, self.margin, self.smooth, self.scale))
+        dist = self.distance(embeddings)
+        return Terms.of(lifted_terms(dist, pos=pos, neg=neg, margin=self.margin, smooth=self.smooth, scale=self.scale))
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, smooth={self.smooth}, scale={self.scale}, reduction={self.reduction!r}"

@@ -20,15 +20,12 @@ real pairs are the mined positive pairs and N_i the mined negatives of i.
 """
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
 from ..kernels.indices import pair_masks
+from ..kernels.infonce_terms import cosine_logits, nce_terms
 from ..validation import check_count, check_positive
 from .base import MetricLoss
-from .infonce import cosine_logits, sample_negatives
 from .reducers import Terms
 from .registry import LOSSES
 
@@ -46,16 +43,8 @@ class NCELoss(MetricLoss):
 
     def terms(self, embeddings, labels, indices) -> Terms:
         pos, neg = pair_masks(labels, indices)
-        if not bool(neg.any()):
-            return Terms(embeddings.sum() * 0.0, 0, 0)
-        logits = cosine_logits(embeddings, self.temperature)
-        i, j = pos.nonzero(as_tuple=True)
-        cols = sample_negatives(neg, i, self.num_noise, self.generator, "num_noise")
-        # c_i = ln(k p_n) = ln k - ln |N_i|
-        offset = math.log(self.num_noise) - torch.log(neg.sum(1)[i].to(logits.dtype))
-        real = F.softplus(offset - logits[i, j])
-        noise = F.softplus(logits[i[:, None], cols] - offset[:, None]).sum(1)
-        return Terms.of(real + noise)
+        logits = cosine_logits(embeddings, temperature=self.temperature)
+        return Terms.of(nce_terms(logits, pos=pos, neg=neg, num_noise=self.num_noise, generator=self.generator))
 
     def extra_repr(self) -> str:
         return f"num_noise={self.num_noise}, temperature={self.temperature}, seed={self.seed}, reduction={self.reduction!r}"

@@ -9,8 +9,7 @@ over every triplet y_a = y_p != y_n, a != p of the batch, or over a miner's trip
 from __future__ import annotations
 
 from ..distances import Distance, build_distance
-from ..kernels.indices import pairs_to_triplets
-from ..kernels.triplet_terms import all_triplet_terms, indexed_triplet_terms
+from ..kernels.triplet_terms import triplet_terms
 from ..validation import check_positive
 from .base import MetricLoss
 from .reducers import Terms
@@ -31,11 +30,7 @@ class TripletMarginLoss(MetricLoss):
 
     def terms(self, embeddings, labels, indices) -> Terms:
         dist = self.distance(embeddings)
-        if indices is None:
-            # Never builds the B^3 triplets: the hinge sums through per-cell counts.
-            return Terms(*all_triplet_terms(dist, labels, self.margin))
-        a, p, n = pairs_to_triplets(indices, len(labels)) if len(indices) == 4 else indices
-        return Terms(*indexed_triplet_terms(dist, a, p, n, self.margin))
+        return Terms(*triplet_terms(dist, labels=labels, indices=indices, margin=self.margin))
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, distance={self.distance!r}, reduction={self.reduction!r}"
