@@ -7,6 +7,8 @@ import torch
 
 from dml_core.kernels.indices import pair_masks
 from dml_core.kernels.infonce_terms import (
+    batch_log_normalizer,
+    reference_batch_log_normalizer,
     cosine_logits,
     infonce_terms,
     nce_terms,
@@ -123,6 +125,25 @@ def test_nce_terms_match_the_reference(rng, edge_batches, random_indices, kind, 
             nce_terms(cosine_logits(x, temperature=0.5), pos=pos, neg=neg, num_noise=1, generator=torch.Generator())
         return
     agree(nce_terms, reference_nce_terms, cosine_logits(x, temperature=0.5), seed=3, pos=pos, neg=neg, num_noise=k)
+    # With the batch normaliser ln Z_i (a constant per anchor here: its own test is below).
+    log_z = reference_batch_log_normalizer(cosine_logits(x, temperature=0.5), pos=pos, neg=neg).detach()
+    agree(nce_terms, reference_nce_terms, cosine_logits(x, temperature=0.5), seed=3, pos=pos, neg=neg, num_noise=k,
+          log_z=log_z)
+
+
+@pytest.mark.parametrize("indices", ["none", "pairs", "triplets", "empty"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_batch_normalizer_matches_the_reference(rng, edge_batches, random_indices, kind, indices):
+    x, y = edge_batches(rng)[kind]
+    pos, neg = pair_masks(y, random_indices(len(y), **MINED)[indices])
+    out = []
+    for fn in (batch_log_normalizer, reference_batch_log_normalizer):
+        d = cosine_logits(x, temperature=0.5).detach().requires_grad_()
+        z = fn(d, pos=pos, neg=neg)
+        ((z * torch.arange(1.0, len(z) + 1, dtype=d.dtype)).sum() + 0 * d.sum()).backward()
+        out.append((z.detach(), d.grad))
+    torch.testing.assert_close(out[0][0], out[1][0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("k", [None, 2])
@@ -140,3 +161,10 @@ def test_gradcheck(clustered, k):
 
     assert torch.autograd.gradcheck(infonce, (x.clone().requires_grad_(),))
     assert torch.autograd.gradcheck(nce, (x.clone().requires_grad_(),))
+
+    def nce_normalised(e):
+        logits = cosine_logits(e, temperature=0.5)
+        log_z = batch_log_normalizer(logits, pos=pos, neg=neg)
+        return nce_terms(logits, pos=pos, neg=neg, num_noise=k or 3, generator=torch.Generator().manual_seed(0), log_z=log_z)
+
+    assert torch.autograd.gradcheck(nce_normalised, (x.clone().requires_grad_(),))

@@ -5,9 +5,12 @@ s_ij = cos(f_i, f_j) / t, N_ij the negatives of i used for the pair:
   InfoNCE (Oord, Li, Vinyals 2018, eq. 4):
     term_ij = -log(exp(s_ij) / (exp(s_ij) + sum_{n in N_ij} exp(s_in))) = softplus(logsumexp_{n in N_ij} s_in - s_ij)
   NCE (Gutmann & Hyvarinen, AISTATS 2010, Sec. 2; Mnih & Teh, ICML 2012, Sec. 3), k noise
-  samples from p_n uniform over the |N_i| negatives of i, c_i = ln(k / |N_i|):
+  samples from p_n uniform over the |N_i| negatives of i, the model density
+  p_m(j | i) = exp(s_ij) / Z_i and c_i = ln Z_i + ln(k / |N_i|):
     term_ij = -ln sigmoid(s_ij - c_i) - sum_{n in N_ij} ln(1 - sigmoid(s_in - c_i))
             = softplus(c_i - s_ij) + sum_{n in N_ij} softplus(s_in - c_i)
+  ln Z_i is given per anchor (``log_z``; None: Z_i = 1, the unnormalised density);
+  ``batch_log_normalizer`` computes it over the anchor's candidates in the batch.
 k negatives are drawn uniformly without replacement, as the top k of iid uniform keys over
 the negatives of i (a uniform k-subset), from the generator passed in.
 """
@@ -53,14 +56,23 @@ def reference_infonce_terms(logits, *, pos, neg, num_negatives=None, generator=N
     return torch.stack(terms) if terms else logits.new_zeros(0)
 
 
-def reference_nce_terms(logits, *, pos, neg, num_noise: int, generator) -> torch.Tensor:
+def reference_batch_log_normalizer(logits, *, pos, neg) -> torch.Tensor:
+    """ln of the sum of exp(s_ik) over the candidates k of each anchor, row by row (0 without any)."""
+    rows = []
+    for a in range(len(logits)):
+        cols = [k for k in range(logits.shape[1]) if pos[a, k] or neg[a, k]]
+        rows.append(torch.log(torch.exp(logits[a, cols]).sum()) if cols else logits.new_zeros(()))
+    return torch.stack(rows) if rows else logits.new_zeros(0)
+
+
+def reference_nce_terms(logits, *, pos, neg, num_noise: int, generator, log_z=None) -> torch.Tensor:
     """-ln h(real) - sum ln(1 - h(noise)), h = sigmoid(s - c_i), pair by pair."""
     if not bool(neg.any()):
         return logits.new_zeros(0)
     i, j = pos.nonzero(as_tuple=True)
     terms = []
     for a, b, cols in zip(i.tolist(), j.tolist(), _pair_negatives(neg, i, num_noise, generator)):
-        c = math.log(num_noise / int(neg[a].sum()))
+        c = math.log(num_noise / int(neg[a].sum())) + (0.0 if log_z is None else log_z[a])
         terms.append(-F.logsigmoid(logits[a, b] - c) - F.logsigmoid(c - logits[a, cols]).sum())
     return torch.stack(terms) if terms else logits.new_zeros(0)
 
@@ -114,8 +126,17 @@ def infonce_terms(
     return F.softplus(lse - logits[i, j])
 
 
+def batch_log_normalizer(logits: torch.Tensor, *, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """ln Z_i = ln sum_{k in P_i u N_i} exp(s_ik): the model density normalised over the
+    anchor's candidates in the batch (0 for an anchor without any)."""
+    masked = logits.masked_fill(~(pos | neg), float("-inf"))
+    out = torch.logsumexp(masked, dim=1)
+    return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
+
+
 def nce_terms(
-    logits: torch.Tensor, *, pos: torch.Tensor, neg: torch.Tensor, num_noise: int, generator: torch.Generator
+    logits: torch.Tensor, *, pos: torch.Tensor, neg: torch.Tensor, num_noise: int, generator: torch.Generator,
+    log_z: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """term_ij with num_noise noise columns drawn per pair; no term in a batch without any
     negative (no noise to contrast with)."""
@@ -123,8 +144,10 @@ def nce_terms(
         return logits.new_zeros(0)
     i, j = pos.nonzero(as_tuple=True)
     cols = sample_negatives(neg, anchors=i, k=num_noise, generator=generator, name="num_noise")
-    # c_i = ln(k p_n) = ln k - ln |N_i|
+    # c_i = ln Z_i + ln(k p_n) = ln Z_i + ln k - ln |N_i|
     offset = math.log(num_noise) - torch.log(neg.sum(1)[i].to(logits.dtype))
+    if log_z is not None:
+        offset = offset + log_z[i]
     real = F.softplus(offset - logits[i, j])
     noise = F.softplus(logits[i[:, None], cols] - offset[:, None]).sum(1)
     return real + noise
