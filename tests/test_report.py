@@ -96,6 +96,25 @@ def test_known_answers_give_the_verdicts(tmp_path):
     assert "`gain > base`" in table and "`worse > base`" in table and "commit" in table
 
 
+def test_a_two_by_two_reports_its_interaction_and_an_equivalence_its_power(tmp_path):
+    """gain - base = +5 points, worse - same = -5: the interaction (gain - base) - (same - worse)
+    is about +10, reported beside the claims; the "~" claim gives its TOST power."""
+    records = known_answer_records()
+    prof = Profile.model_validate({
+        "seeds": SEEDS,
+        "methods": {m: {"loss": "contrastive"} for m in ("base", "gain", "same", "worse")},
+        "comparisons": {"X": {"claim": "2 x 2", "methods": ["gain", "base", "same", "worse"],
+                              "interaction": [["gain", "base"], ["same", "worse"]],
+                              "expect": ["gain > base", "same ~ base"]}},
+    })
+    build_report(tmp_path, "synthetic", "synthetic", prof, records, {"default": "abc.dir"}, 90.0)
+    md = (tmp_path / "report.md").read_text()
+    assert "**Interaction** (2 x 2, reported, never judged): (gain − base) − (same − worse) on MAP@R = +" in md
+    entry = json.loads((tmp_path / "verdicts.json").read_text())["comparisons"]["X"]
+    assert entry["interaction"]["n"] == len(SEEDS) and entry["interaction"]["diff"] > 0
+    assert "TOST power" in md and "a conclusive test needs" in md
+
+
 def test_paired_test_equals_a_hand_computation():
     records = known_answer_records()
     v = judge("gain > base", records, "recall@1")
