@@ -1,6 +1,26 @@
+import os
+
 import numpy as np
 import pytest
 import torch
+
+# DML_TEST_DEVICE=cuda puts the tensors that the tests build with torch's factories
+# (torch.tensor, zeros, randn, arange...) on that device, so the loss, miner and kernel
+# tests check the same code on a GPU (benchmarks/device_check.py). Tensors made from
+# NumPy arrays (torch.from_numpy) and CPU generators stay where they are.
+TEST_DEVICE = os.environ.get("DML_TEST_DEVICE") or None
+
+
+@pytest.fixture(autouse=True)
+def _test_device():
+    if TEST_DEVICE is None:
+        yield
+        return
+    torch.set_default_device(TEST_DEVICE)
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)
 
 
 @pytest.fixture(params=[0, 1, 2], ids=lambda s: f"seed{s}")
