@@ -1,6 +1,6 @@
 """Speed and memory of our losses and miners beside pytorch-metric-learning 2.9.
 
-    .venv/bin/python benchmarks/losses.py [--sizes 256 1024 4096]
+    .venv/bin/python benchmarks/losses.py [--sizes 256 1024 4096] [--device cuda] [--json rows.json]
 
 Random L2-normalised embeddings, dim 128, 64 classes (B/64 per class), fwd+bwd of the loss
 with its miner (the miner runs inside the timed step, as in training). Times are medians
@@ -16,6 +16,10 @@ side's fastest run (and its largest peak). On this VM what a process pays for fr
 depends on what ran before it (the kernel hands idle memory back to the host, and faulting
 it in again costs 1-3 us per page), so one run per case can be off by 20% either way; the
 fastest of a few is the least disturbed. Cases slower than 2 s run once.
+
+--device cuda puts the embeddings (and so the whole step) on the GPU: each timed step ends in
+torch.cuda.synchronize(), and the peak column is then the GPU memory the step allocated
+(torch.cuda.max_memory_allocated), not the process's RSS.
 """
 from __future__ import annotations
 
@@ -45,16 +49,16 @@ CASES = {
 ALL_TRIPLET_PML = {None, "semihard", "hard", "easy"}  # PML enumerates every triplet for these
 
 
-def make_batch(batch: int, seed: int = 0):
+def make_batch(batch: int, seed: int = 0, device: str = "cpu"):
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    emb = torch.nn.functional.normalize(torch.randn(batch, DIM, generator=g), dim=1).requires_grad_()
-    labels = torch.arange(batch) % CLASSES
+    g = torch.Generator().manual_seed(seed)  # drawn on the CPU, then moved: the same batch on every device
+    emb = torch.nn.functional.normalize(torch.randn(batch, DIM, generator=g), dim=1).to(device).requires_grad_()
+    labels = (torch.arange(batch) % CLASSES).to(device)
     return emb, labels
 
 
-def ours_step(name: str, batch: int):
+def ours_step(name: str, batch: int, device: str = "cpu"):
     from dml_core import build_loss, build_miner
 
     loss_name, opts, miner_name, _ = CASES[name]
@@ -65,7 +69,7 @@ def ours_step(name: str, batch: int):
         if miner_name in ("semihard", "hard", "easy"):
             kw["max_triplets"] = None
         miner = build_miner(miner_name, **kw)
-    emb, labels = make_batch(batch)
+    emb, labels = make_batch(batch, device=device)
 
     def step():
         emb.grad = None
@@ -75,7 +79,7 @@ def ours_step(name: str, batch: int):
     return step
 
 
-def pml_step(name: str, batch: int):
+def pml_step(name: str, batch: int, device: str = "cpu"):
     from pytorch_metric_learning import distances, losses, miners
 
     loss_cls, miner_kind = CASES[name][3]
@@ -91,7 +95,7 @@ def pml_step(name: str, batch: int):
         miner = miners.BatchHardMiner(distance=sq)
     elif miner_kind == "distance_weighted":
         miner = miners.DistanceWeightedMiner()
-    emb, labels = make_batch(batch)
+    emb, labels = make_batch(batch, device=device)
 
     def step():
         emb.grad = None
@@ -126,8 +130,22 @@ def child(case: dict) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    fn = (ours_step if case["impl"] == "ours" else pml_step)(case["name"], case["batch"])
-    print(json.dumps(time_call(fn)))
+    device = case.get("device", "cpu")
+    step = (ours_step if case["impl"] == "ours" else pml_step)(case["name"], case["batch"], device)
+    if not device.startswith("cuda"):
+        print(json.dumps(time_call(step)))
+        return
+
+    def synced():
+        step()
+        torch.cuda.synchronize()  # the step's kernels, not only their launch
+
+    synced()  # first use: CUDA context, kernel caches (time_call warms up once more)
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    out = time_call(synced)
+    out["peak_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
+    print(json.dumps(out))
 
 
 def main() -> None:
@@ -138,6 +156,8 @@ def main() -> None:
     parser.add_argument("--pml-max-gib", type=float, default=6.0, help="skip PML rows whose all-triplet indices exceed this")
     parser.add_argument("--only", nargs="+", metavar="CASE", help="only the cases whose name contains one of these")
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per case and side; the fastest is kept")
+    parser.add_argument("--device", default="cpu", help="where the embeddings, the miner and the loss run (cpu, cuda)")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
     args = parser.parse_args()
     if args.case:
         return child(json.loads(args.case))
@@ -145,11 +165,13 @@ def main() -> None:
     script = os.path.abspath(__file__)
     print(
         f"losses: fwd+bwd with mining, dim {DIM}, {CLASSES} classes, margin {MARGIN}, "
-        f"torch threads {os.environ.get('OMP_NUM_THREADS', '2')}, fastest of {args.runs} fresh processes each"
+        f"torch threads {os.environ.get('OMP_NUM_THREADS', '2')}, fastest of {args.runs} fresh processes each, "
+        f"device {args.device}" + (" (peak: GPU memory allocated)" if args.device.startswith("cuda") else "")
     )
     header = f"{'case':30} {'B':>5} {'ours':>12} {'ours peak':>12} {'PML':>12} {'PML peak':>12} {'ours/PML':>9}"
     print(header)
     print("-" * len(header))
+    rows = []
     for batch in args.sizes:
         counts = region_counts(batch)
         for name, (_, _, miner_name, pml) in CASES.items():
@@ -170,18 +192,22 @@ def main() -> None:
                 for impl, best in impls.items():
                     if run and ("error" in best or best["seconds"] > 2.0):
                         continue
-                    result = run_case(script, {"impl": impl, "name": name, "batch": batch})
+                    result = run_case(script, {"impl": impl, "name": name, "batch": batch, "device": args.device})
                     if "error" in result or not best:
                         best.update(result)
                     elif "seconds" in result:
                         best.update(seconds=min(best["seconds"], result["seconds"]), peak_mib=max(best["peak_mib"], result["peak_mib"]))
             ratio = f"{ours['seconds'] / ref['seconds']:9.3f}" if "seconds" in ours and "seconds" in ref else f"{'-':>9}"
             print(f"{name:30} {batch:5d} {fmt_time(ours):>12} {fmt_mem(ours):>12} {fmt_time(ref):>12} {fmt_mem(ref):>12} {ratio}", flush=True)
+            rows.append({"case": name, "batch": batch, "device": args.device, "ours": ours, "pml": ref})
         gib = {k: v * 24 / 2**30 for k, v in counts.items()}
         print(
             f"  B={batch}: margin-miner outputs at this batch (random embeddings): "
             + ", ".join(f"{k} {v / 1e6:.1f}M triplets = {gib[k]:.2f} GiB of int64 indices" for k, v in counts.items())
         )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 Ray's overhead on a quick trial: in-process vs Ray Tune (1 worker) vs Tune + Train (2 workers).
 
     .venv/bin/python benchmarks/training.py [--no-ray | --grid-only] [--dataset prepared/fashion_mnist] [--epochs 2]
+    .venv/bin/python benchmarks/training.py --precision-check [--seeds 5] [--steps N] [--eval-items N]
+    .venv/bin/python benchmarks/training.py --threads-check [--steps 60]
 
 Trial vs bare loop (always run; --no-ray runs only this): the small CNN (width 16, embedding
 64), triplet + batch_semihard, Adam, batches of 96 (4 per class) of prepared/glyphs (else
@@ -38,6 +40,12 @@ of other processes on a shared machine disturbs less than the wall time.
 Then where (b)'s time goes: the recurring cost of trials 2..N against the fixed cost of the
 first (the actor's process start, lazy first use), and what the trainable does beside the
 trial (checkpoints, embeddings), timed in this process. Load averages at start and end.
+
+--precision-check (benchmarks/_precision_check.py): the reference method at the quick horizon
+in fp32 and in bf16 over the replicates; the paired MAP@R difference with its 95% t interval,
+the step-time ratio, and ms per step of fp32 / bf16, each with and without channels-last.
+--threads-check (benchmarks/_threads_check.py): two single-thread trials side by side vs one
+two-thread trial, steps per second. Both run nothing else; --steps N shortens them.
 """
 from __future__ import annotations
 
@@ -50,6 +58,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _trial_timing import FixedBatches  # noqa: E402
 
 
 def trial(dataset: str, batch: int, epochs: int, batches: int, threads: int | None):
@@ -98,18 +108,14 @@ def comparison_config(dataset: str, batches: int, device: str):
             loss=dict(name="triplet"),
             miner=dict(name="batch_semihard"),
             sampler=dict(batch_size=96, m_per_class=4),
-            train=dict(epochs=1, max_batches_per_epoch=batches, num_threads=1, device=device),
+            # fp32 in NCHW: the bare loop has no autocast and feeds NCHW batches, and the two
+            # must end on bit-identical weights.
+            train=dict(epochs=1, max_batches_per_epoch=batches, num_threads=1, device=device, precision="fp32",
+                       channels_last=False),
             eval=dict(val_split=None, every_epoch=False, max_items=2, nmi=False),
             seed=0,
         )
     )
-
-
-class FixedBatches(list):
-    """Pre-materialised batches that a Trial iterates in place of its BatchLoader."""
-
-    def set_epoch(self, epoch: int) -> None:
-        pass
 
 
 class Stamped:
@@ -453,7 +459,17 @@ def main() -> None:
     p.add_argument("--compare-batches", type=int, default=60)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu", help="of the trial vs bare-loop comparison")
+    p.add_argument("--precision-check", action="store_true", help="run only the fp32 vs bf16 accuracy and step-time check")
+    p.add_argument("--threads-check", action="store_true", help="run only the 2 x 1 thread vs 1 x 2 threads check")
+    p.add_argument("--threads-child", help=argparse.SUPPRESS)
+    p.add_argument("--seeds", type=int, default=5, help="replicates of the precision check")
+    p.add_argument("--steps", type=int, default=None,
+                   help="precision check: one epoch of N batches instead of the quick horizon; threads check: steps a process (60)")
+    p.add_argument("--eval-items", type=int, default=None, help="precision check: eval items (default: the quick profile's)")
+    p.add_argument("--table-batches", type=int, default=30, help="precision check: batches of the step-time table")
     args = p.parse_args()
+    if args.precision_check or args.threads_check or args.threads_child:
+        return checks(args)
     compare = args.compare_dataset or next(
         (d for d in ("prepared/glyphs", args.dataset) if os.path.exists(os.path.join(d, "card.json"))), args.dataset
     )
@@ -504,6 +520,25 @@ def main() -> None:
         print(f"{label:40} {seconds:8.1f} {seconds / base:13.2f}x{ok}")
     print()
     grid_benchmark(compare, args.grid_trials, args.epochs, args.batches, args.grid_repeats)
+
+
+def checks(args) -> None:
+    """--precision-check, --threads-check (and the latter's child processes)."""
+    if args.threads_child:
+        import json
+
+        from _threads_check import child
+
+        child(json.loads(args.threads_child))
+        return
+    if args.precision_check:
+        from _precision_check import precision_check
+
+        precision_check(args.seeds, args.steps, args.eval_items, args.table_batches, args.repeats)
+    if args.threads_check:
+        from _threads_check import threads_check
+
+        threads_check(os.path.abspath(__file__), args.steps or 60, args.repeats)
 
 
 if __name__ == "__main__":

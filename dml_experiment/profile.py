@@ -10,6 +10,7 @@ validation, so a bad key or value is reported with its full path.
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,35 @@ from dml_core.training.config import (
     TrialConfig,
 )
 
+from dml_core.training.precision import cpu_bf16_flags, device_type, resolve_precision
+
 from .grid import GridConfig, expand_grid
 from .report.baselines import BASELINES
 from .resources import RayConfig
 from .tuning.space import TuneSettings, apply_values
+
+
+log = logging.getLogger(__name__)
+_logged_precisions: set[tuple[str, str]] = set()
+
+
+def resolved(trials: list[TrialConfig]) -> list[TrialConfig]:
+    """The trials with train.precision `auto` made concrete for this machine, before any
+    trial id is computed: the precision is part of a trial's identity, so a resumed sweep on
+    another machine never mixes precisions silently. The choice is logged once a process."""
+    out = []
+    for t in trials:
+        r = resolve_precision(t)
+        key = (t.train.device, r.train.precision)
+        if t.train.precision == "auto" and key not in _logged_precisions:
+            _logged_precisions.add(key)
+            why = ""
+            if device_type(t.train.device) == "cpu":
+                why = f" (CPU bf16 flags: {', '.join(cpu_bf16_flags()) or 'none'})"
+            log.info("train.precision auto -> %s on %s%s; set train.precision to force one", r.train.precision,
+                     t.train.device, why)
+        out.append(r)
+    return out
 
 
 class MethodConfig(Strict):
@@ -214,7 +240,7 @@ class Profile(Strict):
             trials = [t.model_copy(update={"partition": p}) for t, p in zip(trials, self.partitions)]
         if values:
             trials = [TrialConfig.model_validate(apply_values(t.model_dump(mode="json"), values)) for t in trials]
-        return trials
+        return resolved(trials)
 
     def trials(self, values: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, TrialConfig]]:
         """(method name, trial) for every method x seed, then the grid; duplicates once.
@@ -229,7 +255,7 @@ class Profile(Strict):
                     out.append((name, t))
         if self.grid is not None:
             grid = self.grid.model_copy(update={"seeds": self.grid.seeds if "seeds" in self.grid.model_fields_set else self.seeds})
-            for t in expand_grid(self.protocol("default"), grid):
+            for t in resolved(expand_grid(self.protocol("default"), grid)):
                 if trial_id(t) not in seen:
                     seen.add(trial_id(t))
                     out.append(("grid", t))

@@ -1,6 +1,57 @@
+import os
+import sys
+
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
+
+# DML_TEST_DEVICE=cuda runs the tests with the tensors they build on that device, so the
+# loss, miner and kernel tests check the same code on a GPU (benchmarks/device_check.py).
+TEST_DEVICE = os.environ.get("DML_TEST_DEVICE") or None
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_LIBRARIES = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch, np))
+
+
+def _called_from_tests() -> bool:
+    """Is the first caller outside torch's and NumPy's own code a file of tests/?"""
+    frame = sys._getframe(2)  # 0: this function, 1: the mode's handler
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARIES):
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(TESTS_DIR)
+
+
+class OnTestDevice(TorchFunctionMode):
+    """Tensors that test code makes with torch's factories (torch.tensor, randn, arange...)
+    and no device of their own are made as on the CPU (the same seeded draws, CPU generators
+    allowed) and moved to `device`, a leaf that requires grad staying one; test code's
+    .numpy() / np.asarray of a device tensor reads a CPU copy. The library's own factory
+    calls are left alone: where one makes a CPU tensor beside device inputs, the test fails,
+    as the library would on that device."""
+
+    def __init__(self, device: str):
+        super().__init__()
+        self.device, self.factories = torch.device(device), _device_constructors()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.factories and kwargs.get("device") is None and "out" not in kwargs and _called_from_tests():
+            grad = kwargs.get("requires_grad", False)
+            out = func(*args, **{k: v for k, v in kwargs.items() if k != "requires_grad"}).to(self.device)
+            return out.requires_grad_() if grad else out
+        if func in (torch.Tensor.numpy, torch.Tensor.__array__) and args[0].device.type != "cpu" and _called_from_tests():
+            return func(args[0].cpu(), *args[1:], **kwargs)
+        return func(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _test_device():
+    if TEST_DEVICE is None:
+        yield
+        return
+    with OnTestDevice(TEST_DEVICE):
+        yield
 
 
 @pytest.fixture(params=[0, 1, 2], ids=lambda s: f"seed{s}")

@@ -22,7 +22,9 @@ class Embedder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.head(self.backbone(x))
-        return F.normalize(z, dim=1) if self.normalize else z
+        # Normalised in float32: under bf16 autocast a bf16 unit vector's norm is off 1 by up
+        # to ~4e-3, which the losses on the sphere would see. (A no-op cast in fp32.)
+        return F.normalize(z.float(), dim=1) if self.normalize else z
 
 
 def build_embedder(name: str, embedding_dim: int = 64, normalize: bool = True, **backbone_opts) -> Embedder:

@@ -13,6 +13,8 @@ from .registry import BACKBONES
 class MLP(nn.Module):
     """Flattens its input, then Linear-ReLU layers of the given widths."""
 
+    convolutional = False  # no 4-D activations: channels-last buys nothing
+
     def __init__(self, in_features: int | list[int] = 784, hidden: list[int] | tuple[int, ...] = (256, 256)):
         super().__init__()
         if isinstance(in_features, (list, tuple)):

@@ -29,6 +29,8 @@ class BasicBlock(nn.Module):
 
 @BACKBONES.register("resnet")
 class ResNet(nn.Module):
+    convolutional = True  # 4-D activations: channels-last is its default layout
+
     def __init__(self, in_channels: int = 3, width: int = 64, depths: list[int] | tuple[int, ...] = (2, 2, 2, 2)):
         super().__init__()
         self.stem = nn.Sequential(

@@ -20,6 +20,8 @@ class SmallCNN(nn.Module):
     """[B, C, H, W] -> [B, 4 * width] features. ~100k parameters at width 32: small enough
     that a quick sweep of many trials trains in minutes on two CPU cores."""
 
+    convolutional = True  # 4-D activations: channels-last is its default layout
+
     def __init__(self, in_channels: int = 1, width: int = 32):
         super().__init__()
         self.features = nn.Sequential(

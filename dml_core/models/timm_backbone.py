@@ -15,6 +15,10 @@ from .registry import BACKBONES
 
 @BACKBONES.register("timm")
 class TimmBackbone(nn.Module):
+    # The architectures used here (ResNet, Inception) are convolutional; a ViT's patch
+    # embedding is a convolution too, so a channels-last input costs it nothing.
+    convolutional = True
+
     def __init__(self, architecture: str = "resnet50", weights_path: str | None = None, in_channels: int = 3):
         super().__init__()
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..distances import DISTANCES
 from ..losses import LOSSES
@@ -87,6 +87,23 @@ class TrainConfig(Strict):
     augment: bool = True
     embed_batch_size: int = Field(512, ge=1)
     grad_clip: float | None = Field(None, gt=0)
+    # The forward pass's arithmetic (dml_core.training.precision): `auto` is this machine's
+    # default (bf16 where the hardware has it, else fp32), made concrete before the trial id
+    # is computed. fp16 needs CUDA (loss scaling is only worth it there).
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "auto"
+    # Channels-last memory for the network and its 4-D batches; None: on for convolutional
+    # backbones (dml_core.training.layout).
+    channels_last: bool | None = None
+
+    @field_validator("precision")
+    @classmethod
+    def precision_fits_device(cls, precision: str, info: ValidationInfo) -> str:
+        # A field validator (device is validated before it), so the error's path ends in
+        # train.precision wherever the TrainConfig sits (a profile, a trial).
+        device = info.data.get("device", "cpu")
+        if precision == "fp16" and device.split(":", 1)[0] != "cuda":
+            raise ValueError(f"fp16 needs a CUDA device (train.device is {device!r}); use bf16 or fp32 here")
+        return precision
 
 
 class EvalConfig(Strict):
@@ -139,6 +156,11 @@ class TrialConfig(Strict):
                 raise ValueError(f"unknown option {unknown[0]!r} for {kind} {comp.name!r}")
         if self.distance is not None:
             DISTANCES.get(self.distance)
+        if self.train.channels_last and not getattr(BACKBONES.get(self.model.name), "convolutional", False):
+            raise ValueError(
+                f"train.channels_last: true, but model {self.model.name!r} is not convolutional (channels-last "
+                "applies to 4-D activations); leave it null or false"
+            )
         return self
 
     def loss_options(self) -> dict[str, Any]:

@@ -5,6 +5,8 @@ import numpy as np
 import torch
 
 from ..data import PreparedDataset
+from .layout import batch_to
+from .precision import autocast
 
 
 def stratified_subset(labels: np.ndarray, max_items: int | None, seed: int = 0) -> np.ndarray:
@@ -25,15 +27,22 @@ def stratified_subset(labels: np.ndarray, max_items: int | None, seed: int = 0) 
 
 
 @torch.no_grad()
-def embed(model: torch.nn.Module, dataset: PreparedDataset, rows: np.ndarray, *, batch_size: int = 512, device: str = "cpu") -> np.ndarray:
-    """float32 [len(rows), dim] embeddings of the given rows, in eval mode, no augmentation."""
+def embed(
+    model: torch.nn.Module, dataset: PreparedDataset, rows: np.ndarray, *, batch_size: int = 512, device: str = "cpu",
+    precision: str = "fp32", channels_last: bool = False,
+) -> np.ndarray:
+    """float32 [len(rows), dim] embeddings of the given rows, in eval mode, no augmentation.
+    `precision` and `channels_last` are the trial's (dml_core.training.precision, .layout):
+    the network runs as it trained, its output is float32 whatever it computed in."""
     was_training = model.training
     model.eval()
     out = []
     try:
         for start in range(0, len(rows), batch_size):
             batch = dataset.get_batch(rows[start : start + batch_size])
-            out.append(model(batch.images.to(device)).float().cpu())
+            with autocast(device, precision):
+                emb = model(batch_to(batch.images, device, channels_last))
+            out.append(emb.float().cpu())
     finally:
         model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

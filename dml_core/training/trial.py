@@ -28,6 +28,8 @@ from ..samplers import MPerClassSampler
 from .config import TrialConfig
 from .distributed import average_across_workers, global_batch, loss_scale, world
 from .embed import embed, stratified_subset
+from .layout import batch_to, use_channels_last
+from .precision import autocast, grad_scaler, resolve_precision
 
 
 class TrialError(RuntimeError):
@@ -117,9 +119,10 @@ class Trial:
     """The state of one trial. `run()` trains from `start_epoch` to the end."""
 
     def __init__(self, config: TrialConfig, *, resume: dict | None = None):
-        self.config = config
+        # A config that reached here with precision `auto` (a test, a direct call) gets this
+        # machine's default, as the experiment's expansion would have given it.
+        self.config = cfg = resolve_precision(config)
         self.rank, self.world_size = world()
-        cfg = config
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
         self.device = torch.device(cfg.train.device)
@@ -143,6 +146,10 @@ class Trial:
         self.eval_set = PreparedDataset(path, cfg.eval.split) if cfg.eval.split else None
         opts = input_options(cfg.model.name, cfg.model.options, self.train_set.image_shape)
         self.model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **opts).to(self.device)
+        self.precision, self.channels_last = cfg.train.precision, use_channels_last(cfg)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.scaler = grad_scaler(self.device, self.precision)
         # Sampling losses and miners draw from a generator seeded from the trial seed.
         loss_opts = seeded_options(LOSSES, cfg.loss.name, cfg.loss_options(), cfg.seed, "loss")
         self.loss = build_loss(cfg.loss.name, **loss_opts).to(self.device)
@@ -172,6 +179,7 @@ class Trial:
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "generators": {k: g.get_state() for k, g in generators_of(self.miner, self.loss).items()},
+            "scaler": self.scaler.state_dict(),  # fp16's loss scale; {} when disabled
             "history": list(self.history),
         })
 
@@ -182,6 +190,8 @@ class Trial:
         torch.set_rng_state(state["torch_rng"])
         for k, g in generators_of(self.miner, self.loss).items():
             g.set_state(state["generators"][k])
+        if state.get("scaler"):  # absent from checkpoints written before precision existed
+            self.scaler.load_state_dict(state["scaler"])
         self.history = list(state["history"])
         self.start_epoch = int(state["epoch"]) + 1
 
@@ -200,6 +210,13 @@ class Trial:
             return self.label_meaning.targets(batch.continuous_labels).to(self.device)
         return batch.labels.to(self.device)
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's embeddings of a batch under the trial's precision and layout, cast to
+        float32: the miner and the loss keep their float32 contracts whatever the network ran in."""
+        with autocast(self.device, self.precision):
+            emb = self.net(batch_to(images, self.device, self.channels_last))
+        return emb.float()
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
         self.loader.set_epoch(epoch)
@@ -208,7 +225,7 @@ class Trial:
         for step, batch in enumerate(self.loader):
             if cfg.train.max_batches_per_epoch and step >= cfg.train.max_batches_per_epoch:
                 break
-            emb = self.net(batch.images.to(self.device))
+            emb = self.forward(batch.images)
             if not bool(torch.isfinite(emb).all()):
                 raise TrialError(f"the embeddings became NaN or inf at epoch {epoch}, step {step} (diverged: lower optimizer.lr?)")
             emb, labels = global_batch(emb, self.targets(batch))
@@ -217,10 +234,13 @@ class Trial:
             if not bool(torch.isfinite(loss)):
                 raise TrialError(f"the loss became {loss.item()} at epoch {epoch}, step {step}")
             self.optimizer.zero_grad(set_to_none=True)
-            (loss * loss_scale()).backward()
+            # The scaler is fp16's loss scaling; for fp32 and bf16 it is the plain backward and step.
+            self.scaler.scale(loss * loss_scale()).backward()
             if cfg.train.grad_clip:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.train.grad_clip)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             losses.append(loss.item())
             if indices is not None:
                 mined.append(len(indices[0]))
@@ -241,7 +261,10 @@ class Trial:
     def score(self, dataset: PreparedDataset, rows: np.ndarray | None = None) -> tuple[dict[str, float], np.ndarray]:
         cfg = self.config
         rows = self.split_rows(dataset) if rows is None else rows
-        emb = embed(self.model, dataset, rows, batch_size=cfg.train.embed_batch_size, device=self.device)
+        emb = embed(
+            self.model, dataset, rows, batch_size=cfg.train.embed_batch_size, device=self.device,
+            precision=self.precision, channels_last=self.channels_last,
+        )
         if cfg.labels in ("continuous", "binned"):
             # A continuous-label set is scored by its continuous label, whatever the method trained on.
             y = self.label_meaning.targets(dataset.continuous_labels[rows]).numpy()
