@@ -410,3 +410,15 @@ def test_a_rerender_says_when_and_on_which_commit_the_results_were_computed(tmp_
     # A run that measured: now, on the commit given.
     info = run_info(tmp_path, profile, [], {"default": "v2.dir"}, 120.0, "fff0000")
     assert (info["commit"], info["seconds"], info["source"]) == ("fff0000", 120.0, "measured by the sweep flow")
+
+
+def test_pca_2d_is_the_svd_projection_up_to_sign():
+    from dml_experiment.report.plots import pca_2d
+
+    x = np.random.default_rng(0).normal(size=(500, 8)) * np.arange(1, 9)
+    xy, explained = pca_2d(x)
+    c = x - x.mean(0)
+    _, s, vt = np.linalg.svd(c, full_matrices=False)
+    np.testing.assert_allclose(np.abs(xy), np.abs(c @ vt[:2].T), rtol=1e-9, atol=1e-9)
+    assert explained == pytest.approx(float((s[:2] ** 2).sum() / (s**2).sum()))
+    assert pca_2d(np.random.default_rng(1).normal(size=(10, 1)))[0].shape == (10, 2)  # 1-D: zero-padded
