@@ -153,7 +153,7 @@ def test_bad_params_name_the_param(raw, tmp_path, params, match):
 
 
 def test_unknown_source_lists_known_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset source name 'mnist'; known dataset source names: cars196, cub200, fashion_mnist, glyphs, imagefolder, inshop, rotation, sop"):
+    with pytest.raises(ValueError, match="unknown dataset source name 'mnist'; known dataset source names: cars196, cub200, fashion_mnist, glyph_tilt, glyphs, imagefolder, inshop, rotation, sop"):
         prepare_dataset("mnist", tmp_path, tmp_path / "out")
 
 

@@ -43,8 +43,8 @@ CASES = {
 
 
 def test_every_source_is_covered():
-    # fashion_mnist, rotation and glyphs read real Debian package files: their own test modules.
-    assert set(CASES) | {"fashion_mnist", "rotation", "glyphs"} == set(known_sources())
+    # fashion_mnist, rotation, glyphs and glyph_tilt read real Debian package files: their own test modules.
+    assert set(CASES) | {"fashion_mnist", "rotation", "glyphs", "glyph_tilt"} == set(known_sources())
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -1,9 +1,10 @@
 """Datasets for metric learning: preparation into Arrow shards, versioning and fast loading.
 
-Sources (``known_sources()``): ``fashion_mnist`` (the default), ``rotation`` (continuous
-labels), ``cub200``, ``cars196``, ``sop``, ``inshop``, ``imagefolder``. Each reads its
-standard release layout and is prepared with the split protocol of the DML papers (train and
-eval by disjoint classes, plus a class-held-out validation split)::
+Sources (``known_sources()``): ``glyphs`` (the default), ``fashion_mnist``, ``rotation`` and
+``glyph_tilt`` (continuous labels), ``cub200``, ``cars196``, ``sop``, ``inshop``,
+``imagefolder``. Each reads its standard release layout and is prepared with the split
+protocol of the DML papers (train and eval by disjoint classes, plus a class-held-out
+validation split)::
 
     from dml_core.data import prepare_dataset, PreparedDataset, BatchLoader, data_version
     prepare_dataset("fashion_mnist", "/usr/share/datasets/fashion-mnist", "prepared/fashion_mnist")

@@ -18,6 +18,7 @@ integer grid: the same parameters and font files give the same bytes.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,82 @@ def load_pillow_font(path: Path, family: Family, size: int):
             f"font file {path} (family {family.name!r}, package {family.package}) cannot be rendered: {e}; "
             f"reinstall it with `apt-get install --reinstall {family.package}`"
         ) from None
+
+
+@dataclass
+class FontSet:
+    """The families' font files as read from ``raw_dir``: paths, CJK cmaps, versions, and
+    the Pillow fonts opened so far (one per family and size)."""
+
+    families: tuple[Family, ...]
+    paths: dict[str, Path]
+    cmaps: dict[str, set[int]]
+    versions: dict[str, str]
+    opened: dict[tuple[int, int], object] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, raw_dir: Path, families: tuple[Family, ...]) -> FontSet:
+        """Find and read every family's file (errors name the file, family and package)."""
+        paths = {f.name: find_font(Path(raw_dir), f) for f in families}
+        cmaps, versions = {}, {}
+        for f in families:
+            cmaps[f.name], versions[f.name] = read_font(paths[f.name], f)
+        return cls(families, paths, cmaps, versions)
+
+    def characters(self) -> list[int]:
+        """The codepoints every family maps, sorted."""
+        return common_characters(self.cmaps)
+
+    def limiting(self) -> str:
+        """Which family maps the fewest characters, for an error about too few of them."""
+        smallest = min(self.families, key=lambda f: len(self.cmaps[f.name]))
+        return (f"the smallest, {smallest.name!r} ({self.paths[smallest.name].name}), "
+                f"maps {len(self.cmaps[smallest.name])}")
+
+    def font(self, j: int, size: int):
+        """The Pillow font of family ``j`` (its index in ``families``) at ``size`` pixels."""
+        font = self.opened.get((j, size))
+        if font is None:
+            f = self.families[j]
+            font = self.opened[(j, size)] = load_pillow_font(self.paths[f.name], f, size)
+        return font
+
+    def where(self, j: int) -> str:
+        """Names family ``j``'s file in errors."""
+        f = self.families[j]
+        return f"font {self.paths[f.name]} (family {f.name!r})"
+
+    def card(self) -> list[dict]:
+        """The card's ``fonts`` entry: file, package and versions of each family."""
+        return [
+            {"family": f.name, "file": f.file, "package": f.package, "package_version": package_version(f.package),
+             "font_version": self.versions[f.name], "face": f.face, "style": f.style,
+             "characters_mapped": len(self.cmaps[f.name])}
+            for f in self.families
+        ]
+
+    def sources(self) -> dict[str, str]:
+        """Each font file's checksum, by file name."""
+        return {self.paths[f.name].name: sha256_file(self.paths[f.name]) for f in self.families}
+
+
+def split_characters(
+    characters: list[int], n_train: int, n_eval: int | None, partition: int, *, families: int, limiting: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(codepoints in label order, split name per label): the first ``n_train`` of the
+    ``partition``'s permutation of ``characters`` train, the next ``n_eval`` (None: all the
+    rest) evaluate. Asking for more than there are is an error that says how many there are."""
+    wanted = len(characters) - n_train if n_eval is None else n_eval
+    if n_train + max(wanted, 1) > len(characters):
+        raise ValueError(
+            f"train_classes {n_train} + eval_classes {n_eval} asks for more classes than the "
+            f"{len(characters)} characters that all {families} families share ({limiting}); "
+            "lower them or drop a family"
+        )
+    order = np.random.default_rng(partition).permutation(len(characters))[: n_train + wanted]
+    codepoints = np.asarray(characters, dtype=np.int64)[order]
+    split = np.where(np.arange(len(codepoints)) < n_train, TRAIN, EVAL).astype("<U7")
+    return codepoints, split
 
 
 def render(font, codepoint: int, size: int, dx: int, dy: int, angle: float, *, where: str) -> np.ndarray:
@@ -144,32 +221,14 @@ class Glyphs(Source):
         )
         self.families = select_families(self.params["families"])
 
-    def split_classes(self, characters: list[int], limiting: str) -> tuple[np.ndarray, np.ndarray]:
-        """(codepoints in label order, split name per label) from the partition's permutation."""
-        p = self.params
-        n_train = p["train_classes"]
-        n_eval = len(characters) - n_train if p["eval_classes"] is None else p["eval_classes"]
-        if n_train + max(n_eval, 1) > len(characters):
-            raise ValueError(
-                f"train_classes {n_train} + eval_classes {p['eval_classes']} asks for more classes than the "
-                f"{len(characters)} characters that all {len(self.families)} families share ({limiting}); "
-                "lower them or drop a family"
-            )
-        order = np.random.default_rng(p["partition"]).permutation(len(characters))[: n_train + n_eval]
-        codepoints = np.asarray(characters, dtype=np.int64)[order]
-        split = np.where(np.arange(len(codepoints)) < n_train, TRAIN, EVAL).astype("<U7")
-        return codepoints, split
-
     def load(self, raw_dir: Path) -> SourceData:
         p = self.params
-        paths = {f.name: find_font(Path(raw_dir), f) for f in self.families}
-        cmaps, versions = {}, {}
-        for f in self.families:
-            cmaps[f.name], versions[f.name] = read_font(paths[f.name], f)
-        characters = common_characters(cmaps)
-        smallest = min(self.families, key=lambda f: len(cmaps[f.name]))
-        limiting = f"the smallest, {smallest.name!r} ({paths[smallest.name].name}), maps {len(cmaps[smallest.name])}"
-        codepoints, class_split = self.split_classes(characters, limiting)
+        fonts = FontSet.read(Path(raw_dir), self.families)
+        characters = fonts.characters()
+        codepoints, class_split = split_characters(
+            characters, p["train_classes"], p["eval_classes"], p["partition"],
+            families=len(self.families), limiting=fonts.limiting(),
+        )
 
         # Jitter over the whole (character, family, render) grid in codepoint order, so a
         # character looks the same in every partition.
@@ -180,47 +239,44 @@ class Glyphs(Source):
         angles = np.round(rng.uniform(-p["max_rotation"], p["max_rotation"], size=grid), 2)
         position = {c: i for i, c in enumerate(characters)}
 
-        fonts: dict[tuple[int, int], object] = {}
         images, labels, keys = [], [], []
         for label, cp in enumerate(codepoints.tolist()):
             i = position[cp]
             for j, f in enumerate(self.families):
                 for r in range(p["renders_per_family"]):
-                    size = int(sizes[i, j, r])
-                    font = fonts.get((j, size))
-                    if font is None:
-                        font = fonts[(j, size)] = load_pillow_font(paths[f.name], f, size)
-                    where = f"font {paths[f.name]} (family {f.name!r})"
+                    font = fonts.font(j, int(sizes[i, j, r]))
                     images.append(render(font, cp, p["image_size"], int(shifts[i, j, r, 0]), int(shifts[i, j, r, 1]),
-                                         float(angles[i, j, r]), where=where))
+                                         float(angles[i, j, r]), where=fonts.where(j)))
                     labels.append(label)
                     keys.append(f"{f.file}:U+{cp:04X}:{r}")
         labels = np.asarray(labels, dtype=np.int64)
-        card_fonts = [
-            {"family": f.name, "file": f.file, "package": f.package, "package_version": package_version(f.package),
-             "font_version": versions[f.name], "face": f.face, "style": f.style, "characters_mapped": len(cmaps[f.name])}
-            for f in self.families
-        ]
         return self.finish(
             SourceData(
                 images=ArrayImages(np.stack(images)[..., None]),
                 labels=labels,
-                class_names=[f"U+{cp:04X} {chr(cp)}" for cp in codepoints.tolist()],
+                class_names=class_names(codepoints),
                 split=class_split[labels],
                 keys=keys,
-                sources={paths[f.name].name: sha256_file(paths[f.name]) for f in self.families},
+                sources=fonts.sources(),
                 # A mirrored character is another (or no) character.
                 hflip_safe=False,
-                extra_card={
-                    "fonts": card_fonts,
-                    "characters": {
-                        "block": f"CJK Unified Ideographs U+{BLOCK[0]:04X}-U+{BLOCK[1]:04X}",
-                        "shared_by_all_families": len(characters),
-                        "used": "".join(chr(c) for c in codepoints.tolist()),
-                    },
-                },
+                extra_card={"fonts": fonts.card(), "characters": characters_entry(len(characters), codepoints)},
             )
         )
 
 
-__all__ = ["FAMILIES", "Glyphs", "common_characters", "render"]
+def class_names(codepoints: np.ndarray) -> list[str]:
+    """'U+4E00 一' for each codepoint."""
+    return [f"U+{cp:04X} {chr(cp)}" for cp in codepoints.tolist()]
+
+
+def characters_entry(shared: int, codepoints: np.ndarray) -> dict:
+    """The card's ``characters`` entry: the block, how many all families share, those used."""
+    return {
+        "block": f"CJK Unified Ideographs U+{BLOCK[0]:04X}-U+{BLOCK[1]:04X}",
+        "shared_by_all_families": shared,
+        "used": "".join(chr(c) for c in codepoints.tolist()),
+    }
+
+
+__all__ = ["FAMILIES", "FontSet", "Glyphs", "common_characters", "render", "split_characters"]

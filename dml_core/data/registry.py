@@ -6,7 +6,7 @@ from typing import Any
 
 # Importing the modules registers their sources.
 from ..validation import check_count
-from . import cars196, cub200, fashion_mnist, glyphs, imagefolder, inshop, rotation, sop  # noqa: F401
+from . import cars196, cub200, fashion_mnist, glyph_tilt, glyphs, imagefolder, inshop, rotation, sop  # noqa: F401
 from .prepared import DEFAULT_SHARD_SIZE, write_prepared
 from .source import SOURCES
 
