@@ -50,23 +50,32 @@ def trial_disk_full(error: str | None, paths) -> DiskFull | None:
     where = fullest(paths)
     free = free_bytes(where)
     if error and ENOSPC_TEXT.search(error):
-        return DiskFull(where, f"a trial failed with: {error[:300]}")
+        line = next(line for line in error.splitlines() if ENOSPC_TEXT.search(line))
+        return DiskFull(where, f"a trial failed with {line.strip()[:300]}")
     if free is not None and free < LOW_SPACE:
-        return DiskFull(where, f"a trial failed with {free} bytes left there: {(error or 'no error stored')[:300]}")
+        last = (error or "no error stored").strip().splitlines()[-1][:300]
+        return DiskFull(where, f"a trial failed with {free} bytes left there: {last}")
     return None
 
 
 def as_disk_full(error: BaseException, paths) -> DiskFull | None:
     """`error` as a DiskFull (itself when it is one) if it is ENOSPC or came about on a
     full disk (Ray reading back an error file it could not write, say); else None."""
-    if isinstance(error, DiskFull):
-        return error
+    # Ray Tune wraps what its callbacks raise (a TuneError holding the traceback as text):
+    # the DiskFull raised there is the message to give.
+    seen, cause = set(), error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, DiskFull):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    first_line = (str(error).strip().splitlines() or [""])[0][:300]
     if is_disk_full(error):
-        return DiskFull(fullest(paths), f"{type(error).__name__}: {error}")
+        return DiskFull(fullest(paths), f"{type(error).__name__}: {first_line}")
     where = fullest(paths)
     free = free_bytes(where)
     if free is not None and free < LOW_SPACE:
-        return DiskFull(where, f"the sweep stopped with {type(error).__name__}: {error}")
+        return DiskFull(where, f"the sweep stopped with {type(error).__name__}: {first_line}")
     return None
 
 
