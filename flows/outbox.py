@@ -108,13 +108,14 @@ class Outbox:
 
     def flush(self) -> list[str]:
         """Wait until every item is sent, or until the current outage has lasted
-        `outage_seconds` (with one more backoff's worth of tries, for an outage that began
-        long before); returns the labels still pending."""
+        `outage_seconds` (and for an outage that began long before, one more backoff's
+        worth of tries, at most `outage_seconds`); returns the labels still pending."""
         started = time.monotonic()
         with self.cond:
             while self.items and not self.stopped:
                 if self.outage_since is not None:
-                    deadline = max(self.outage_since + self.outage_seconds, started + self.max_backoff)
+                    deadline = max(self.outage_since + self.outage_seconds,
+                                   started + min(self.max_backoff, self.outage_seconds))
                     if time.monotonic() >= deadline:
                         break
                 self.cond.wait(timeout=0.5)
