@@ -141,6 +141,10 @@ class ComparisonConfig(Strict):
 class MlflowConfig(Strict):
     experiment: str = "dml-sweep"
     registered_model: str = "dml-embedder"
+    # How long the sweep, once its trials are done, waits for a tracking server that went
+    # away before it ends Failed with the unsent trials named (they stay on disk, and the
+    # next run of the same sweep sends them). While trials run, sending is retried anyway.
+    outage_seconds: float = Field(600.0, ge=0)
 
 
 class Profile(Strict):

@@ -26,6 +26,7 @@ import torch
 
 from dml_core.training.config import TrialConfig
 
+from .provenance import atomic_file
 from .record import FAILED, FINISHED, TrialRecord
 from .resources import RayConfig, plan_resources
 from dml_core.training.identity import trial_id as make_id
@@ -110,10 +111,12 @@ def write_embeddings(trial: Trial, artifacts: str, trial_id: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"trial_id": trial_id, "dataset": trial.config.dataset, "data_version": data_version_of(trial.config.dataset)}
     save_embeddings(path, emb, trial.eval_set.labels[rows], metadata=meta)
-    # Written to a temp name and renamed: a reader never sees half a file.
-    tmp = path.with_name(".model.pt.tmp")
-    torch.save(trial.model.state_dict(), tmp)
-    os.replace(tmp, path.with_name("model.pt"))
+    # Written to a temp name and renamed: a reader never sees half a file, and a full disk
+    # leaves none behind (the temp file is removed).
+    with atomic_file(path.with_name("model.pt")) as tmp, open(tmp, "wb") as f:
+        # Into a Python file, not a path: then a full disk raises ENOSPC (as the context of
+        # torch's error), not a bare C++ stream error.
+        torch.save(trial.model.state_dict(), f)
     return str(path)
 
 

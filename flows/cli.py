@@ -46,13 +46,13 @@ def cmd_sweep(args) -> int:
     # Validate here first: a bad key fails in a second, before Prefect, Ray or any data start.
     load_profile(args.params, args.profile, overrides_of(args.set))
     from flows.sweep import dml_sweep
-    from flows.tracking import tracking_uri
+    from flows.tracking import redacted_uri, tracking_uri
 
     report = dml_sweep(
         profile=args.profile, overrides=overrides_of(args.set), force=args.force, params_path=args.params,
         report_dir=args.out,
     )
-    uri = tracking_uri(PROJECT_DIR)
+    uri = redacted_uri(tracking_uri(PROJECT_DIR))
     print(f"\nreport: {report}")
     if uri.startswith("sqlite:"):
         print(f"browse the runs: .venv/bin/mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
@@ -105,7 +105,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 on success, 2 for a bad config or bad data (the error names the key or the
-    file), 1 for a sweep whose every trial failed (the error gives each cause once)."""
+    file), 1 for a sweep whose every trial failed (the error gives each cause once), whose
+    results MLflow did not get (the error names the URI and the trials), or that a full disk
+    stopped (the error names the path and the free space)."""
+    from dml_experiment.provenance import DiskFull
     from flows.errors import SweepFailed
 
     args = parser().parse_args(argv)
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except SweepFailed as e:
+    except (SweepFailed, DiskFull) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -2,4 +2,6 @@
 
 
 class SweepFailed(RuntimeError):
-    """Every trial of a sweep failed: the message gives each distinct cause once."""
+    """A sweep that ran to its end but failed: every trial failed (the message gives each
+    distinct cause once), or MLflow did not get its results (the message names the tracking
+    URI and what it lacks), or MLflow did not answer at the start."""

@@ -129,15 +129,18 @@ def publish(report_dir: Path, dest: Path) -> Path:
 
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in PUBLISHED:
-        src = report_dir / name
-        if src.is_dir():
-            shutil.copytree(src, tmp / name)
-        elif src.is_file():
-            shutil.copy2(src, tmp / name)
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    try:
+        tmp.mkdir(parents=True)
+        for name in PUBLISHED:
+            src = report_dir / name
+            if src.is_dir():
+                shutil.copytree(src, tmp / name)
+            elif src.is_file():
+                shutil.copy2(src, tmp / name)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    finally:  # a failed copy (a full disk) leaves no half snapshot behind
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

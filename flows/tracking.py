@@ -66,6 +66,10 @@ UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` serves the embedded store 
 PARENT = "mlflow.parentRunId"  # what mlflow.start_run(nested=True) sets: the UI nests on it
 GIT_COMMIT = "mlflow.source.git.commit"  # shown by the UI on the run page
 SWEEP, ROLE, TRIAL_ID, ERROR = "dml.sweep", "dml.role", "dml.trial_id", "dml.error"
+# A digest of the TrialRecord a child run holds: sending the same record again finds the run
+# (see SweepTracker.log_trial), while a re-run trial's new record gets a run of its own.
+RECORD_DIGEST = "dml.record_digest"
+COMPLETE = ("FINISHED", "FAILED")  # a run is complete once ended so: its status is set last
 NOTE = "mlflow.note.content"  # the run's description, shown (as Markdown) on its page
 PACKAGES = ("torch", "ray", "prefect", "mlflow", "dml")
 
@@ -109,6 +113,30 @@ def default_artifact_location(uri: str, experiment: str) -> str | None:
         return None
     slug = re.sub(r"[^\w.-]+", "_", experiment).strip("._") or "default"
     return (db.parent / ARTIFACT_DIR / slug).as_uri()
+
+
+def redacted_uri(uri: str) -> str:
+    """The URI without a password in it (``http://user:secret@host`` -> ``http://user:***@host``):
+    what the sweep may print or log. Credentials belong in MLFLOW_TRACKING_USERNAME /
+    MLFLOW_TRACKING_PASSWORD, but a URI may carry them too."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def record_digest(record) -> str:
+    """A stable digest of a TrialRecord's content (its results.json row)."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(record.row(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def ui_command(uri: str, port: int = 5000) -> str:
@@ -315,6 +343,8 @@ class SweepTracker:
         self._client: MlflowClient | None = None
         self._git: dict[str, str] | None = None
         self.failed = False  # set by fail(): the sweep ends FAILED without an exception
+        self.previous_tags: dict[str, str] = {}  # the parent run's tags when start() reopened it
+        self.left_open: str | None = None  # set by leave_open(): the parent run is not ended
 
     # The client holds a database engine: rebuilt lazily, and left out of pickles, so a
     # tracker can be a Prefect task argument (Prefect hashes and may pickle arguments).
@@ -333,14 +363,22 @@ class SweepTracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
+        if self.left_open:
+            log.warning("the parent run of sweep %s stays open: %s", self.sweep_name, self.left_open)
+        elif exc_type is None:
             self.finish(RunStatus.to_string(RunStatus.FAILED if self.failed else RunStatus.FINISHED))
         else:
             # Ctrl-C is a kill, not a failure of the sweep.
             status = RunStatus.KILLED if issubclass(exc_type, KeyboardInterrupt) else RunStatus.FAILED
-            self._safe(lambda: self.client.set_tag(self.parent_run_id, ERROR, tag_value(f"{exc_type.__name__}: {exc}")))
-            self.finish(RunStatus.to_string(status))
+            self.best_effort(lambda: self.client.set_tag(self.parent_run_id, ERROR, tag_value(f"{exc_type.__name__}: {exc}")))
+            # Best effort: the error that ended the sweep is the one to see, not MLflow's.
+            self.best_effort(lambda: self.finish(RunStatus.to_string(status)))
         return False  # never swallow the exception
+
+    def leave_open(self, reason: str) -> None:
+        """Do not end the parent run on exit (the tracking server cannot be reached): the
+        next sweep of this name reopens it."""
+        self.left_open = reason
 
     def start(self) -> str:
         """Open the sweep's parent run, or reopen it when a sweep of this name exists; log
@@ -349,6 +387,7 @@ class SweepTracker:
         previous = self._find_parent()
         if previous is not None:
             self.parent_run_id, self.resumed = previous.info.run_id, True
+            self.previous_tags = dict(previous.data.tags)
             self.client.update_run(self.parent_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             tags = {**self._parent_tags(), "dml.resumed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             if ERROR in previous.data.tags:  # the error of the attempt that failed before
@@ -401,27 +440,48 @@ class SweepTracker:
         )
         return {r.data.tags[TRIAL_ID]: r.info.run_id for r in runs if TRIAL_ID in r.data.tags}
 
+    def logged_digests(self) -> set[str]:
+        """The record digests of this sweep's complete child runs: a record on disk whose
+        digest is not here has not reached MLflow yet."""
+        self._require_started()
+        runs = self.search_runs(f"tags.`{PARENT}` = '{self.parent_run_id}' AND tags.`{ROLE}` = 'trial'")
+        return {r.data.tags[RECORD_DIGEST] for r in runs if r.info.status in COMPLETE and RECORD_DIGEST in r.data.tags}
+
     # -- trials --------------------------------------------------------------------------------
     def log_trial(self, record, tags: dict[str, Any] | None = None, run_name: str | None = None) -> str:
         """Record one TrialRecord as a child run named `run_name` (default: the trial's
         name; a sweep passes :func:`trial_run_names`'s); returns its run id. A failed trial
-        ends FAILED with its error in ``dml.error``. If logging itself fails, the child run is
-        ended FAILED before the error propagates (a retry then opens a new one)."""
+        ends FAILED with its error in ``dml.error``.
+
+        Idempotent, so a sweep can send a record again after any failure: a complete run of
+        this record (its status is set last) is returned as it is; a half-logged one (the
+        server went away mid-way) is ended KILLED and deleted, and the record logged anew."""
         self._require_started()
+        digest = record_digest(record)
+        existing = self.search_runs(f"tags.`{PARENT}` = '{self.parent_run_id}' AND tags.`{TRIAL_ID}` = '{record.trial_id}'")
+        for run in existing:
+            if run.data.tags.get(RECORD_DIGEST) != digest:
+                continue  # an earlier outcome of this trial (it failed and ran again): kept
+            if run.info.status in COMPLETE:
+                return run.info.run_id
+            self.discard_run(run.info.run_id)
         start = now_ms() - int(max(record.seconds, 0.0) * 1000)
-        run = self.client.create_run(
-            self.experiment_id, start_time=start, tags=self._trial_tags(record, tags), run_name=run_name or record.name
-        )
-        run_id = run.info.run_id
+        tags = {**self._trial_tags(record, tags), RECORD_DIGEST: digest}
+        run_id = self.client.create_run(self.experiment_id, start_time=start, tags=tags, run_name=run_name or record.name).info.run_id
         try:
             self._log_trial_data(run_id, record)
-        except BaseException as e:
-            self._safe(lambda: self.client.set_tag(run_id, ERROR, tag_value(f"tracking failed: {type(e).__name__}: {e}")))
-            self._safe(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED)))
+        except BaseException:
+            # Never FAILED: that would read as a failed trial. A retry deletes it.
+            self.best_effort(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED)))
             raise
         status = RunStatus.FINISHED if record.status == FINISHED else RunStatus.FAILED
         self.client.set_terminated(run_id, RunStatus.to_string(status))
         return run_id
+
+    def discard_run(self, run_id: str) -> None:
+        """End a half-logged run KILLED (so none stays RUNNING) and delete it."""
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        self.client.delete_run(run_id)
 
     def _trial_tags(self, record, extra: dict[str, Any] | None) -> dict[str, str]:
         cfg = record.trial_config
@@ -623,7 +683,7 @@ class SweepTracker:
             self.client.log_batch(run_id, metrics=list(metrics[i:i + MAX_METRICS_PER_BATCH]))
 
     @staticmethod
-    def _safe(action) -> None:
+    def best_effort(action) -> None:
         """Best effort while already handling an error: never mask the original one."""
         try:
             action()

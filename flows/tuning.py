@@ -21,7 +21,7 @@ from dml_experiment.report.tuning import TUNING_FILE
 from dml_experiment.tuning.space import TuneSettings
 from dml_experiment.record import FAILED, TuningResult, TuningTrial
 from dml_experiment.tuning.search import SCORE
-from flows.tracking import PARENT, ROLE, SWEEP, SweepTracker, metric_key, now_ms, param_value, tag_value
+from flows.tracking import COMPLETE, PARENT, ROLE, SWEEP, SweepTracker, metric_key, now_ms, param_value, tag_value
 
 TUNING, TUNING_TRIAL = "tuning", "tuning_trial"
 RECORD = "dml.tuning_trial"  # the TuningTrial (without its history) as JSON, read back on resume
@@ -78,9 +78,16 @@ class TuningTracker:
         return [out[i] for i in sorted(out)]
 
     def log_trial(self, rec: TuningTrial) -> str:
-        """One tuning trial as a run nested under its method's tuning run."""
+        """One tuning trial as a run nested under its method's tuning run. Idempotent, as
+        SweepTracker.log_trial: a complete run of this trial (method, index) is returned as it
+        is, a half-logged one is ended KILLED and deleted and the trial logged anew."""
         t = self.tracker
         parent = self.runs[rec.method]
+        for run in t.search_runs(f"tags.`{PARENT}` = '{parent}' AND tags.`{ROLE}` = '{TUNING_TRIAL}' "
+                                 f"AND tags.`dml.tuning_index` = '{rec.index}'"):
+            if run.info.status in COMPLETE:
+                return run.info.run_id
+            t.discard_run(run.info.run_id)
         tags = {PARENT: parent, SWEEP: t.sweep_name, ROLE: TUNING_TRIAL, "dml.method": rec.method,
                 "dml.tuning_index": rec.index, "dml.tuning_status": rec.status,
                 RECORD: json.dumps({**rec.row(), "history": []})}
@@ -94,7 +101,11 @@ class TuningTracker:
                    for i, row in enumerate(rec.history) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))]
         if rec.score is not None:
             metrics.append(Metric(SCORE, float(rec.score), ts, max(rec.epochs - 1, 0)))
-        t.log_batch(run_id, metrics=metrics, params=[Param(k, param_value(v)) for k, v in rec.values.items()])
+        try:
+            t.log_batch(run_id, metrics=metrics, params=[Param(k, param_value(v)) for k, v in rec.values.items()])
+        except BaseException:
+            t.best_effort(lambda: t.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED)))
+            raise
         status = RunStatus.FAILED if rec.status == FAILED else RunStatus.FINISHED
         t.client.set_terminated(run_id, RunStatus.to_string(status))
         return run_id

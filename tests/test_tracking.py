@@ -22,12 +22,14 @@ from dml_experiment.record import FAILED, FINISHED, TrialRecord  # noqa: E402
 from flows.tracking import (  # noqa: E402
     NOTE,
     PARENT,
+    RECORD_DIGEST,
     SweepTracker,
     dataset_partitions,
     flatten,
     metric_key,
     param_value,
     params_of,
+    record_digest,
     sweep_description,
     tracking_uri,
     trial_run_name,
@@ -271,6 +273,24 @@ def test_a_resumed_sweep_reopens_its_parent_and_lists_finished_trials(trained, s
     assert run.data.params["seeds"] == "[3, 4]"  # MLflow params are immutable: the first value stays
     assert run.data.tags["dml.changed_params_on_resume"] == "seeds"
     assert MlflowClient(tracking_uri=store.uri).get_run(retry).data.tags[PARENT] == first.parent_run_id
+
+
+def test_sending_a_trial_again_logs_it_once_and_replaces_a_half_logged_run(trained, store):
+    """What a sweep's outbox relies on: log_trial may be called again after any failure."""
+    client = MlflowClient(tracking_uri=store.uri)
+    with SweepTracker(EXPERIMENT, "sweep-resend", "smoke", SWEEP_CONFIG, uri=store.uri) as tracker:
+        # What a server that went away mid-send leaves: the run created, nothing logged, RUNNING.
+        tags = {PARENT: tracker.parent_run_id, "dml.sweep": "sweep-resend", "dml.role": "trial",
+                "dml.trial_id": trained.ok.trial_id, RECORD_DIGEST: record_digest(trained.ok)}
+        half = client.create_run(tracker.experiment_id, tags=tags).info.run_id
+        assert tracker.logged_digests() == set()
+        first = tracker.log_trial(trained.ok)
+        assert tracker.log_trial(trained.ok) == first != half
+        assert tracker.logged_digests() == {record_digest(trained.ok)}
+        gone = client.get_run(half).info
+        assert gone.lifecycle_stage == "deleted" and gone.status == "KILLED"  # none left RUNNING
+        runs = tracker.search_runs(f"tags.`dml.sweep` = 'sweep-resend' AND tags.`dml.trial_id` = '{trained.ok.trial_id}'")
+        assert [r.info.run_id for r in runs] == [first] and client.get_run(first).info.status == "FINISHED"
 
 
 def test_runs_left_running_by_a_killed_process_are_marked_killed(trained, store):
