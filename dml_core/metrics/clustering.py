@@ -126,15 +126,17 @@ def _seedings(xs: torch.Tensor, k: int, rng, sampled: int, trials: int, farthest
     """([R, k] seed rows, [R, s] nearest-seed index of each point), R = sampled (+ 1 traversal).
 
     Rows 0..sampled-1 are k-means++ seedings, the last (if `farthest`) the farthest-first
-    traversal. All rows' candidates go through one matrix product per step: the step is a
-    pass over the sample whatever the number of rows. D^2 = |p|^2 - 2 p.c + |c|^2, clamped
-    at 0 against rounding.
+    traversal. All rows' candidates go through one matrix product per step, so a step is one
+    pass over the sample. D^2 = |p|^2 - 2 p.c + |c|^2, clamped at 0 against rounding.
     """
     s = xs.shape[0]
     sq = (xs * xs).sum(dim=1)
+    # [d, s] contiguous: the product of a few rows with it streams memory in order (~1.7x
+    # faster than with xs.T on the 2 x 128 @ 128 x 10000 step, measured).
+    xt = xs.T.contiguous()
 
     def sq_dist_to(idx: torch.Tensor) -> torch.Tensor:
-        d2 = torch.addmm(sq[None, :], xs[idx], xs.T, alpha=-2.0)
+        d2 = torch.addmm(sq[None, :], xs[idx], xt, alpha=-2.0)
         d2 += sq[idx][:, None]
         return d2.clamp_(min=0.0)
 
@@ -143,23 +145,25 @@ def _seedings(xs: torch.Tensor, k: int, rng, sampled: int, trials: int, farthest
     chosen[:, 0] = torch.from_numpy(rng.integers(s, size=rows))
     d2 = sq_dist_to(chosen[:, 0])
     near = torch.zeros((rows, s), dtype=torch.int64)
-    kpp = torch.arange(sampled)
     for t in range(1, k):
         cand = _d2_candidates(d2[:sampled], trials, rng)
         idx = torch.cat([cand.reshape(-1), d2[sampled:].argmax(dim=1)])
         dc = sq_dist_to(idx)
-        new = torch.empty_like(d2)
-        dk = dc[: sampled * trials].view(sampled, trials, s)
-        torch.minimum(dk, d2[:sampled, None, :], out=dk)
-        best = dk.sum(dim=2, dtype=torch.float64).argmin(dim=1) if trials > 1 else torch.zeros(sampled, dtype=torch.int64)
-        new[:sampled] = dk[kpp, best]
-        chosen[:sampled, t] = cand[kpp, best]
-        if farthest:
-            torch.minimum(dc[-1], d2[-1], out=new[-1])
-            chosen[-1, t] = idx[-1]
-        near.masked_fill_(new < d2, t)  # ties stay with the older seed
-        d2 = new
+        if trials > 1:
+            dc, idx = _greedy_pick(dc, idx, d2, sampled, trials)
+        near.masked_fill_(dc < d2, t)  # ties stay with the older seed
+        d2 = torch.minimum(dc, d2)
+        chosen[:, t] = idx
     return chosen, near
+
+
+def _greedy_pick(dc: torch.Tensor, idx: torch.Tensor, d2: torch.Tensor, sampled: int, trials: int):
+    """Of each k-means++ row's `trials` candidates, the one that leaves the lowest potential sum_p D(p)^2."""
+    m = sampled * trials
+    dk = torch.minimum(dc[:m].view(sampled, trials, -1), d2[:sampled, None, :])
+    best = dk.sum(dim=2, dtype=torch.float64).argmin(dim=1)
+    pick = torch.arange(sampled) * trials + best
+    return torch.cat([dc[pick], dc[m:]]), torch.cat([idx[pick], idx[m:]])
 
 
 def _d2_candidates(d2: torch.Tensor, trials: int, rng) -> torch.Tensor:
