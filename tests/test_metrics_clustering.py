@@ -3,9 +3,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import normalized_mutual_info_score
 
-from dml_core.metrics import clustering_nmi, evaluate, kmeans, normalized_mutual_info
+from dml_core.metrics import clustering_nmi, evaluate, kmeans, kmeans_plus_plus, normalized_mutual_info
 
 
 def ref_nmi(a, b):
@@ -98,3 +99,35 @@ def test_kmeans_edge_cases():
     assert kmeans(dup, 2).shape == (6,)  # all points equal: no crash, no NaN
     with pytest.raises(ValueError, match="k must be in 1..5"):
         kmeans(x, 6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_closer_separated_clusters_still_give_one(seed):
+    # Spread 8: clusters ~45 apart, each ~8 wide. D^2 sampling alone misses a small cluster in
+    # most of these draws; the farthest-first traversal seeds every cluster once.
+    x, y = separated(2000, 50, 16, seed, spread=8.0)
+    assert clustering_nmi(x, y, seed=seed) == 1.0
+
+
+def test_cell_costs_are_the_within_cell_sums_of_squares():
+    from dml_core.metrics.clustering import _cell_costs
+
+    rng = np.random.default_rng(4)
+    xs = rng.normal(size=(200, 5)).astype(np.float32)
+    near = rng.integers(0, 7, (3, 200))
+    got = _cell_costs(torch.from_numpy(xs), torch.from_numpy(near), 7)
+    x64 = xs.astype(np.float64)
+    for row, cells in enumerate(near):
+        want = sum(((x64[cells == c] - x64[cells == c].mean(axis=0)) ** 2).sum() for c in np.unique(cells))
+        assert got[row] == pytest.approx(want, rel=1e-9)
+
+
+def test_seeding_returns_sample_points_and_checks_its_arguments():
+    x, y = separated(500, 10, 4, 1)
+    for restarts in (1, 2, 3):
+        seeds = kmeans_plus_plus(x, 10, seed=2, restarts=restarts)
+        assert seeds.shape == (10, 4)
+        assert (np.abs(x[None, :, :] - seeds[:, None, :]).sum(axis=2) == 0).any(axis=1).all()
+    np.testing.assert_array_equal(kmeans_plus_plus(x, 10, seed=2), kmeans_plus_plus(x, 10, seed=2))
+    with pytest.raises(ValueError, match="restarts and local_trials"):
+        kmeans_plus_plus(x, 10, restarts=0)
