@@ -324,7 +324,8 @@ def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path, monkey
     from flows.report import write_sweep_report
 
     # The quick profile's comparisons, on the tiny Fashion-MNIST set in place of the glyphs.
-    _, profile = load_profile(PROJECT / "params.yaml", "quick", {"datasets.default": "prepared/fashion_mnist"})
+    _, profile = load_profile(PROJECT / "params.yaml", "quick", {"datasets.default": "prepared/fashion_mnist",
+                                                                    "datasets.continuous": "prepared/rotation"})
     records = fake_sweep(tiny, tmp_path / "artifacts", profile)
     out = tmp_path / "reports" / "quick-test"
     baselines = raw_baselines(tiny / "fashion_mnist", 60, ks=(1, 2, 4, 8))
