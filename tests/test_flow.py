@@ -176,7 +176,9 @@ TUNED_SMOKE = ("tune={budget: {trials: 2, epochs: 1, max_batches_per_epoch: 2}, 
 def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_trial(tmp_path):
     db = tmp_path / "mlflow.db"
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONUNBUFFERED="1")
-    tuned_total = 2 * len(load_profile(ROOT / "params.yaml", "smoke")[1].methods)  # 22 methods (20 distinct final trials)
+    smoke = load_profile(ROOT / "params.yaml", "smoke")[1]
+    tuned_total = 2 * len(smoke.methods)
+    finals = len(smoke.trials())  # distinct final trials: methods that coincide in smoke run once
     args = [DML, "sweep", "--profile", "smoke", "--set", TUNED_SMOKE, "--set", "mlflow.experiment=resume-test",
             "--out", str(tmp_path / "report")]
 
@@ -193,7 +195,7 @@ def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_tr
     assert len(tuning_trials) == tuned_total and len(set(tuning_trials)) == tuned_total  # none repeated, none lost
     assert tuned_before <= set(tuning_trials)
     done_before = child_trial_ids(db)
-    assert 2 <= len(done_before) < 20
+    assert 2 <= len(done_before) < finals
     assert any(status == "RUNNING" for _, status in runs_in(db))  # the parent, killed mid-way
     # 3. To the end.
     third = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -203,9 +205,9 @@ def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_tr
     # Finished: those in MLflow, and those whose record reached the disk before the kill but
     # not MLflow (sent now, not trained again).
     finished, to_run = map(int, re.search(r"(\d+) already finished, (\d+) to run", log).groups())
-    assert len(done_before) <= finished and finished + to_run == 20
+    assert len(done_before) <= finished and finished + to_run == finals
     assert (finished == len(done_before)) or "not in MLflow yet: sending them" in log
-    assert len(child_trial_ids(db)) == 20  # none lost
+    assert len(child_trial_ids(db)) == finals  # none lost
     assert not any(status == "RUNNING" for _, status in runs_in(db))
     # A tuning trial killed while its run was being written is KILLED and ran again.
     assert len([r for r in tagged_runs(db, "tuning_trial") if r[2] != "KILLED"]) == tuned_total
@@ -220,8 +222,8 @@ def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_tr
             "select count(*) from tags t join runs r on r.run_uuid = t.run_uuid and r.status = 'FINISHED'"
             " join tags i on i.run_uuid = t.run_uuid and i.key = 'dml.trial_id' where t.key = 'dml.tuning_run'"
         ).fetchone()[0]
-    assert len(finished) == 20 and len({name for name, _ in finished}) == 20
-    assert tuned_from == 20  # every final run names the tuning run it came from
+    assert len(finished) == finals and len({name for name, _ in finished}) == finals
+    assert tuned_from == finals  # every final run names the tuning run it came from
     with sqlite3.connect(db) as con:  # the killed parent run was reopened and finished, not duplicated
         parents = con.execute(
             "select count(*) from runs r where not exists (select 1 from tags t where t.run_uuid = r.run_uuid and t.key = 'mlflow.parentRunId')"
@@ -289,8 +291,9 @@ def check_mlflow(uri: str, experiment: str) -> None:
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(children) == 20 and all(r.info.status == "FINISHED" for r in children)
-    assert len({r.info.run_name for r in children}) == 20  # every arm and seed told apart
+    finals = len(load_profile(ROOT / "params.yaml", "smoke")[1].trials())
+    assert len(children) == finals and all(r.info.status == "FINISHED" for r in children)
+    assert len({r.info.run_name for r in children}) == finals  # every arm and seed told apart
     history = client.get_metric_history(children[0].info.run_id, "train_loss") or client.get_metric_history(children[0].info.run_id, "train/loss")
     assert history
     versions = client.search_model_versions("name='dml-embedder'")
