@@ -170,7 +170,8 @@ def compare_with_bare_loop(dataset: str, batches: int, repeats: int, device: str
 
     from dml_core import build_loss, build_miner
     from dml_core.data import BatchLoader
-    from dml_core.training.trial import Trial, build_optimizer, build_sampler
+    from dml_core.training.schedule import build_optimizer
+    from dml_core.training.trial import Trial, build_sampler
 
     torch.set_num_threads(1)
     cfg = comparison_config(dataset, batches, device)

@@ -74,7 +74,10 @@ class OptimizerConfig(Strict):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
-    schedule: Literal["constant", "cosine", "step"] = "constant"
+    # warmup_cosine: per step, linear warm-up over `warmup` of the run's steps, then cosine
+    # decay to 0 at its last step (dml_core.training.schedule); the others step per epoch.
+    schedule: Literal["constant", "cosine", "step", "warmup_cosine"] = "constant"
+    warmup: float = Field(0.0, ge=0, lt=1)
     step_size: int = Field(1, ge=1)
     gamma: float = Field(0.5, gt=0, le=1)
 

@@ -30,6 +30,7 @@ from .distributed import average_across_workers, global_batch, loss_scale, world
 from .embed import embed, stratified_subset
 from .layout import batch_to, use_channels_last
 from .precision import autocast, grad_scaler, resolve_precision
+from .schedule import PER_STEP, build_optimizer, build_scheduler
 
 
 class TrialError(RuntimeError):
@@ -47,21 +48,6 @@ class TrialResult:
     continuous_labels: np.ndarray | None = None
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def build_optimizer(params, cfg) -> torch.optim.Optimizer:
-    if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def build_scheduler(opt, cfg, epochs: int):
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
 def generators_of(*objs) -> dict[str, torch.Generator]:
@@ -161,8 +147,8 @@ class Trial:
         if self.world_size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
         self.optimizer = build_optimizer(self.net.parameters(), cfg.optimizer)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optimizer, cfg.train.epochs)
         self.sampler = build_sampler(cfg, self.train_set, self.rank, self.world_size)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optimizer, cfg.train.epochs, self.steps_per_epoch)
         self.loader = BatchLoader(self.train_set, self.sampler, augment="default" if cfg.train.augment else None, seed=cfg.seed)
         self.start_epoch, self.history = 0, []
         if resume is not None:
@@ -196,6 +182,12 @@ class Trial:
         self.start_epoch = int(state["epoch"]) + 1
 
     # -- training ------------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        """The optimizer steps of one epoch: the sampler's batches, capped by max_batches_per_epoch."""
+        cap = self.config.train.max_batches_per_epoch
+        return min(len(self.sampler), cap) if cap else len(self.sampler)
+
     @cached_property
     def label_meaning(self) -> ContinuousLabel:
         """The continuous label's meaning, read once from the training set's card: every
@@ -241,14 +233,17 @@ class Trial:
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.train.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if cfg.optimizer.schedule in PER_STEP:
+                self.scheduler.step()
             losses.append(loss.item())
             if indices is not None:
                 mined.append(len(indices[0]))
             steps += 1
         if steps == 0:
             raise TrialError(f"epoch {epoch} had no batch: the sampler yields none for batch_size={cfg.sampler.batch_size}")
-        self.scheduler.step()
-        out = {"epoch": epoch, "train/loss": average_across_workers(float(np.mean(losses))), "train/steps": steps}
+        if cfg.optimizer.schedule not in PER_STEP:
+            self.scheduler.step()
+        out = {"epoch": epoch, "train/lr": self.optimizer.param_groups[0]["lr"], "train/loss": average_across_workers(float(np.mean(losses))), "train/steps": steps}
         if mined:
             out["train/mined_per_batch"] = float(np.mean(mined))
         return out
