@@ -172,6 +172,13 @@ class Profile(Strict):
     target_minutes: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
+    def tuning_horizon(self) -> "Profile":
+        """A budget without a horizon trains each tuning trial as long as a final run."""
+        if self.tune is not None:
+            self.tune = self.tune.at_horizon(self.train.epochs, self.train.max_batches_per_epoch)
+        return self
+
+    @model_validator(mode="after")
     def one_space_per_comparison(self) -> "Profile":
         """The arms of a comparison search one range for every option they share (an option
         of the same loss or miner, or of the optimizer): unequal ranges would make the search

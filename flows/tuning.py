@@ -132,13 +132,21 @@ def tuning_document(settings: TuneSettings, spaces: dict[str, dict[str, str]], r
         methods[m] = {
             "space": spaces[m], "run_id": runs.get(m), "trials": [t.row() for t in result.trials],
             "metric": settings.val_metric_of(m),
-            "chosen": None if best is None else {"index": best.index, "values": best.values, "score": best.score},
+            "chosen": None if best is None else {"index": best.index, "values": best.values, "score": best.score,
+                                                 "at_bound": bound_flags(settings, m, best.values)},
             "epochs_used": sum(t.epochs for t in result.trials),
         }
     return {"metric": settings.val_metric, "mode": settings.mode, "seed": settings.seed,
             "budget": settings.budget.model_dump(),
             "early_stop": settings.early_stop.model_dump() if settings.early_stop else None,
             "seconds": seconds, "methods": methods}
+
+
+def bound_flags(settings: TuneSettings, method: str, values: dict[str, Any]) -> dict[str, str]:
+    """{path: "low" | "high"} for each chosen value within 5% of its space's bound."""
+    space = settings.space_of(method)
+    flags = {k: space[k].near_bound(v) for k, v in values.items() if k in space}
+    return {k: f for k, f in flags.items() if f}
 
 
 def write_tuning(out_dir: Path, doc: dict[str, Any]) -> Path:

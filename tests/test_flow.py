@@ -33,7 +33,9 @@ def test_every_profile_of_params_yaml_validates(name):
 
 def test_quick_is_the_default_and_shares_one_protocol():
     name, quick = load_profile(ROOT / "params.yaml")
-    assert name == "quick" and len(quick.seeds) >= 5
+    # Quick trades replicates for steps (issue 25): 3 replicates of at least 1,000 steps.
+    assert name == "quick" and len(quick.seeds) >= 3
+    assert quick.train.epochs * quick.train.max_batches_per_epoch >= 1000
     for method, t in quick.trials():
         # Only what a method names differs: C3's methods turn the normalisation off, nothing else.
         own = quick.methods[method].model
@@ -51,6 +53,8 @@ def test_every_quick_method_is_tuned_with_one_budget():
         assert quick.tune.space_of(method), method
         own = quick.tune.methods.get(method)
         assert own is None or own.budget is None or own.budget == quick.tune.budget
+    # Tuning trials train to the final runs' horizon.
+    assert (quick.tune.budget.epochs, quick.tune.budget.max_batches_per_epoch) == (quick.train.epochs, quick.train.max_batches_per_epoch)
     _, smoke = load_profile(ROOT / "params.yaml", "smoke")
     assert smoke.tune is None
 

@@ -126,6 +126,55 @@ def test_tuning_trials_never_name_the_evaluation_split_and_run_the_budget():
     assert trial["loss"]["options"]["margin"] == 0.2  # a copy: the method's own config is untouched
 
 
+def test_a_budget_without_a_horizon_trains_as_long_as_a_final_run():
+    data = params(budget={"trials": 3})
+    data["profiles"]["p"]["train"] = {"epochs": 9, "max_batches_per_epoch": 4}
+    data["profiles"]["p"]["optimizer"] = {"schedule": "warmup_cosine", "warmup": 0.05}
+    _, prof = load_profile(data, "p")
+    assert (prof.tune.budget.epochs, prof.tune.budget.max_batches_per_epoch) == (9, 4)
+    cfg = tuning_config(prof.method_trials("triplet")[0].model_dump(mode="json"), prof.tune, {"loss.margin": 0.3})
+    final = prof.method_trials("triplet")[0]
+    assert cfg["train"]["epochs"] == final.train.epochs and cfg["train"]["max_batches_per_epoch"] == 4
+    assert cfg["optimizer"] == final.optimizer.model_dump(mode="json")  # the same schedule, stretched alike
+
+
+def test_each_method_searches_from_its_own_stable_seed():
+    settings = TuneSettings.model_validate({"budget": {"trials": 3, "epochs": 1}, "seed": 0})
+    seeds = {m: settings.search_seed(m) for m in ("triplet", "contrastive", "npair")}
+    assert len(set(seeds.values())) == 3
+    assert seeds == {m: settings.search_seed(m) for m in seeds}  # stable within a process...
+    # ...and across processes and machines: sha256, not Python's salted hash().
+    assert seeds["triplet"] == 1651188427
+    other = TuneSettings.model_validate({"budget": {"trials": 3, "epochs": 1}, "seed": 1})
+    assert other.search_seed("triplet") != seeds["triplet"]
+
+
+@pytest.mark.parametrize("dist,value,flag", [
+    ({"uniform": [0.0, 1.0]}, 0.04, "low"), ({"uniform": [0.0, 1.0]}, 0.06, None), ({"uniform": [0.0, 1.0]}, 0.96, "high"),
+    ({"loguniform": [1e-4, 1e-2]}, 1.2e-4, "low"), ({"loguniform": [1e-4, 1e-2]}, 1e-3, None),
+    ({"loguniform": [1e-4, 1e-2]}, 0.0095, "high"), ({"int": [1, 21]}, 21, "high"), ({"choice": [1, 2]}, 1, None),
+])
+def test_a_chosen_value_near_a_bound_is_flagged(dist, value, flag):
+    assert Distribution.model_validate(dist).near_bound(value) == flag
+
+
+def test_the_tuning_table_flags_a_value_at_its_bound():
+    from dml_experiment.record import TuningResult, TuningTrial
+    from dml_experiment.report.tuning import tuning_section
+    from flows.tuning import tuning_document
+
+    _, prof = load_profile(params(), "p")
+    trials = {"triplet": [TuningTrial("triplet", 0, {"loss.margin": 0.06, "optimizer.lr": 1e-3}, 0.5, 2, "finished")],
+              "contrastive": [TuningTrial("contrastive", 0, {"loss.neg_margin": 1.0, "optimizer.lr": 1e-3}, 0.5, 2, "finished")]}
+    results = {m: TuningResult.of(m, t, 2) for m, t in trials.items()}
+    spaces = {m: {k: d.text() for k, d in prof.tune.space_of(m).items()} for m in trials}
+    doc = tuning_document(prof.tune, spaces, results, {}, None)
+    assert doc["methods"]["triplet"]["chosen"]["at_bound"] == {"loss.margin": "low"}
+    assert doc["methods"]["contrastive"]["chosen"]["at_bound"] == {}
+    text = tuning_section(doc)
+    assert "`loss.margin` = 0.06 **at low bound**" in text and "1 method(s) chose a value within 5% of a bound" in text
+
+
 def test_final_trials_take_the_tuned_values():
     _, prof = load_profile(params(), "p")
     values = {"triplet": {"loss.margin": 0.4, "miner.margin": 0.4, "optimizer.lr": 0.003}}

@@ -72,6 +72,15 @@ def tuning_plot(doc: dict[str, Any], path: Path) -> Path | None:
     return save(fig, path, dpi=90)
 
 
+def asha_rungs(epochs: int, grace: int, factor: float) -> list[int]:
+    """The epochs at which ASHA compares a method's trials: grace x factor^k below the budget."""
+    rungs, r = [], float(min(grace, epochs))
+    while r < epochs:
+        rungs.append(int(r))
+        r *= factor
+    return rungs
+
+
 def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) -> str:
     """The report's "Tuning" section; a sweep without tuning says so."""
     lines = ["## Tuning (validation classes)", ""]
@@ -81,27 +90,41 @@ def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) ->
             "params.yaml. Its verdicts compare those fixed settings, not the methods at their best.", ""])
     b, es = doc["budget"], doc.get("early_stop")
     steps = f"{b['epochs']} epoch(s) x {b['max_batches_per_epoch']} batches" if b.get("max_batches_per_epoch") else f"{b['epochs']} epoch(s)"
-    stop = (f"ASHA per method (grace {es['grace_period']} epoch, reduction factor {es['reduction_factor']:g})"
-            if es else "no early stopping")
+    stop = "no early stopping"
+    if es:
+        horizon = b["epochs"]
+        rungs = ", ".join(f"{r}/{horizon}" for r in asha_rungs(horizon, es["grace_period"], es["reduction_factor"]))
+        stop = (f"ASHA per method (reduction factor {es['reduction_factor']:g}; a trial is judged against its "
+                f"method's others after {rungs} of the horizon's epochs)")
     took = f" Tuning took {doc['seconds'] / 60:.1f} min." if doc.get("seconds") else ""
     lines += [
         f"Every method had the same budget: {b['trials']} trials of at most {steps}, searched by Optuna's TPE "
-        f"(seed {doc['seed']}) on Ray Tune with {stop}. Each tuning trial trained on the training classes and was "
+        f"(each method's own seed, from {doc['seed']} and its name) on Ray Tune with {stop}. Each tuning trial trained on the training classes and was "
         f"scored on the validation classes ({doc['metric']}); the evaluation classes were not opened until a "
         f"method's values were chosen. The chosen values are the best trial that trained the whole budget; the "
         f"final runs below use them.{took}", "",
         "| method | space | trials (full / stopped / failed) | epochs used | chosen | validation score (x100) |",
         "|---|---|---|---|---|---|",
     ]
+    flagged = 0
     for m, d in doc["methods"].items():
         trials = d["trials"]
         counts = " / ".join(str(sum(t["status"] == s for t in trials)) for s in ("finished", "stopped", "failed"))
         space = "; ".join(f"`{k}` {v}" for k, v in d["space"].items())
         ch = d.get("chosen")
-        values = ", ".join(f"`{k}` = {_fmt_value(v)}" for k, v in ch["values"].items()) if ch else "none (no trial scored)"
+        flags = (ch or {}).get("at_bound") or {}
+        flagged += bool(flags)
+        values = ", ".join(f"`{k}` = {_fmt_value(v)}" + (f" **at {flags[k]} bound**" if k in flags else "")
+                           for k, v in ch["values"].items()) if ch else "none (no trial scored)"
         metric = label(d.get("metric", doc["metric"]).removeprefix("val/"))
         lines.append(f"| `{m}` | {space} | {counts} | {d['epochs_used']} | {values} | {metric} {_score(ch['score'] if ch else None)} |")
     lines.append("")
+    if flagged:
+        lines += [f"**{flagged} method(s) chose a value within 5% of a bound of its space** (on the log scale for "
+                  "log-uniform ranges): their optimum may lie outside it, so their verdicts compare a method held "
+                  "at the edge of its search. Widen the space and tune again.", ""]
+    else:
+        lines += ["No chosen value lies within 5% of a bound of its space.", ""]
     if plots_dir is not None:
         plot = tuning_plot(doc, Path(plots_dir) / "tuning.png")
         if plot is not None:

@@ -109,7 +109,7 @@ def make_searcher(searches: dict[str, MethodSearch], settings: TuneSettings, bas
             for name, s in searches.items():
                 # TPE starts with random trials; Optuna's default of 10 would make a small
                 # budget pure random search, so a third of the budget is random here.
-                sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=max(2, budget // 3))
+                sampler = optuna.samplers.TPESampler(seed=settings.search_seed(name), n_startup_trials=max(2, budget // 3))
                 ops = OptunaSearch(space={k: optuna_distribution(d) for k, d in s.space.items()},
                                    metric=SCORE, mode=settings.mode, sampler=sampler)
                 for t in sorted(s.done, key=lambda t: t.index):
@@ -227,6 +227,8 @@ def run_tuning(searches: dict[str, MethodSearch], settings: TuneSettings, ray_cf
     from ray import tune
     from ray.tune import Callback
 
+    if settings.budget.epochs is None:
+        raise ValueError("tune.budget.epochs: no horizon given; a profile sets it to its final runs' (TuneSettings.at_horizon)")
     results = {m: sorted(s.done, key=lambda t: t.index) for m, s in searches.items()}
     todo = {m: s for m, s in searches.items() if len(s.done) < settings.budget.trials}
     total = sum(settings.budget.trials - len(s.done) for s in todo.values())

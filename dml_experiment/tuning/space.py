@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import hashlib
 import math
 from typing import Any, Literal
 
@@ -56,13 +57,27 @@ class Distribution(Strict):
         v = getattr(self, self.kind)
         return f"{self.kind} {list(v)}"
 
+    def near_bound(self, value: Any, within: float = 0.05) -> str | None:
+        """"low" or "high" when `value` lies within `within` of the range's width from that
+        end (on the log scale for a log-uniform range), else None. A chosen value there says
+        the optimum may lie outside the space: widen it and tune again. Choices have no bounds."""
+        if self.kind == "choice":
+            return None
+        low, high = getattr(self, self.kind)
+        if self.kind == "loguniform":
+            value, low, high = math.log(value), math.log(low), math.log(high)
+        position = (float(value) - low) / (high - low)
+        return "low" if position <= within else "high" if position >= 1 - within else None
+
 
 class Budget(Strict):
     """What one method may spend: `trials` tuning trials of at most `epochs` x
-    `max_batches_per_epoch` training steps (an early-stopped trial spends less)."""
+    `max_batches_per_epoch` training steps (an early-stopped trial spends less). Without
+    `epochs`, a tuning trial trains to the final runs' horizon (the profile's `train`), with
+    the same schedule: a configuration is chosen for the length it will be trained for."""
 
     trials: int = Field(ge=1)
-    epochs: int = Field(ge=1)
+    epochs: int | None = Field(None, ge=1)
     max_batches_per_epoch: int | None = Field(None, ge=1)
 
     def steps(self) -> int | None:
@@ -94,13 +109,27 @@ class TuneSettings(Strict):
 
     metric: str = "map@r"  # judged on the validation classes: val/<metric>
     mode: Literal["max", "min"] = "max"
-    seed: int = 0  # TPE's seed; also the training seed of every tuning trial
+    seed: int = 0  # the training seed of every tuning trial; each method's TPE seed derives from it (search_seed)
     budget: Budget
     early_stop: EarlyStop | None = Field(default_factory=EarlyStop)  # null: every trial runs its whole budget
     # The number of validation items scored after each tuning epoch (class-stratified).
     val_items: int | None = Field(None, ge=2)
     shared: dict[str, Distribution] = Field(default_factory=dict)  # every method's space includes these
     methods: dict[str, MethodTuning] = Field(default_factory=dict)
+
+    def at_horizon(self, epochs: int, max_batches_per_epoch: int | None) -> "TuneSettings":
+        """These settings with a budget that gives no horizon set to the final runs' one."""
+        if self.budget.epochs is not None:
+            return self
+        budget = self.budget.model_copy(update={"epochs": epochs, "max_batches_per_epoch": max_batches_per_epoch})
+        methods = {m: mt.model_copy(update={"budget": None}) if mt.budget == self.budget else mt for m, mt in self.methods.items()}
+        return self.model_copy(update={"budget": budget, "methods": methods})
+
+    def search_seed(self, method: str) -> int:
+        """The seed of `method`'s search: sha256 of the profile's tuning seed and the method's
+        name, so two methods never draw the same start-up points, and a rerun draws the same."""
+        digest = hashlib.sha256(f"{int(self.seed)}:{method}".encode()).digest()
+        return int.from_bytes(digest[:4], "big")
 
     @property
     def val_metric(self) -> str:
