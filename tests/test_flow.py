@@ -235,6 +235,7 @@ def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_tr
     assert parents == 1
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Tuning (validation classes)" in report and "plots/tuning.png" in report
+    assert "plots/validation_curves.png" in report
 
 
 @pytest.mark.slow

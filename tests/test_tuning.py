@@ -158,20 +158,22 @@ def test_a_chosen_value_near_a_bound_is_flagged(dist, value, flag):
     assert Distribution.model_validate(dist).near_bound(value) == flag
 
 
-def test_the_tuning_table_flags_a_value_at_its_bound():
+def test_the_tuning_table_flags_a_value_at_its_bound(tmp_path):
     from dml_experiment.record import TuningResult, TuningTrial
     from dml_experiment.report.tuning import tuning_section
     from flows.tuning import tuning_document
 
     _, prof = load_profile(params(), "p")
-    trials = {"triplet": [TuningTrial("triplet", 0, {"loss.margin": 0.06, "optimizer.lr": 1e-3}, 0.5, 2, "finished")],
+    curve = [{"epoch": 0, "val/map@r": 0.3}, {"epoch": 1, "val/map@r": 0.5}]
+    trials = {"triplet": [TuningTrial("triplet", 0, {"loss.margin": 0.06, "optimizer.lr": 1e-3}, 0.5, 2, "finished", history=curve)],
               "contrastive": [TuningTrial("contrastive", 0, {"loss.neg_margin": 1.0, "optimizer.lr": 1e-3}, 0.5, 2, "finished")]}
     results = {m: TuningResult.of(m, t, 2) for m, t in trials.items()}
     spaces = {m: {k: d.text() for k, d in prof.tune.space_of(m).items()} for m in trials}
     doc = tuning_document(prof.tune, spaces, results, {}, None)
     assert doc["methods"]["triplet"]["chosen"]["at_bound"] == {"loss.margin": "low"}
     assert doc["methods"]["contrastive"]["chosen"]["at_bound"] == {}
-    text = tuning_section(doc)
+    text = tuning_section(doc, tmp_path)
+    assert "plots/validation_curves.png" in text and (tmp_path / "validation_curves.png").stat().st_size > 0
     assert "`loss.margin` = 0.06 **at low bound**" in text and "1 method(s) chose a value within 5% of a bound" in text
 
 

@@ -72,6 +72,44 @@ def tuning_plot(doc: dict[str, Any], path: Path) -> Path | None:
     return save(fig, path, dpi=90)
 
 
+def validation_curves_plot(doc: dict[str, Any], path: Path) -> Path | None:
+    """One panel per method: the validation metric after each epoch of its chosen tuning
+    trial, which is its final configuration trained to the final runs' horizon with their
+    schedule (the tuning seed, the prepared split). Where a curve still rises at its end, the
+    horizon is short for that method."""
+    from matplotlib.ticker import MaxNLocator
+
+    from .plots import Figure, save
+
+    curves = {}
+    for m, d in (doc.get("methods") or {}).items():
+        best = (d.get("chosen") or {}).get("index")
+        trial = next((t for t in d["trials"] if t["index"] == best), None)
+        metric = d.get("metric", doc["metric"])
+        points = [(row["epoch"] + 1, 100 * row[metric]) for row in (trial or {}).get("history", [])
+                  if "epoch" in row and isinstance(row.get(metric), (int, float))]
+        if points:
+            curves[m] = (label(metric.removeprefix("val/")), points)
+    if not curves:
+        return None
+    cols = min(6, len(curves))
+    rows = math.ceil(len(curves) / cols)
+    fig = Figure(figsize=(2.4 * cols, 1.9 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, (m, (metric, points)) in zip(axes.flat, curves.items()):
+        ax.plot(*zip(*points), marker="o", ms=2.5, lw=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(m, fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("epoch", fontsize=6)
+        ax.set_ylabel(f"val {metric} (x100)", fontsize=6)
+    for ax in list(axes.flat)[len(curves):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save(fig, path, dpi=90)
+
+
 def asha_rungs(epochs: int, grace: int, factor: float) -> list[int]:
     """The epochs at which ASHA compares a method's trials: grace x factor^k below the budget."""
     rungs, r = [], float(min(grace, epochs))
@@ -129,4 +167,10 @@ def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) ->
         plot = tuning_plot(doc, Path(plots_dir) / "tuning.png")
         if plot is not None:
             lines += [f"![validation metric over each method's tuning trials](plots/{plot.name})", ""]
+        curves = validation_curves_plot(doc, Path(plots_dir) / "validation_curves.png")
+        if curves is not None:
+            lines += ["Validation curves: each method's chosen configuration, trained to the final runs' horizon "
+                      "with their schedule during tuning (the tuning seed, the prepared split), scored on the "
+                      "validation classes after every epoch. A curve still rising at its end says the horizon is "
+                      "short for that method.", "", f"![validation curve of each method's chosen configuration](plots/{curves.name})", ""]
     return "\n".join(lines)
