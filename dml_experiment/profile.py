@@ -31,6 +31,7 @@ from dml_core.training.config import (
 
 from dml_core.training.precision import cpu_bf16_flags, device_type, resolve_precision
 
+from .convergence import ConvergenceConfig
 from .grid import GridConfig, expand_grid
 from .report.baselines import BASELINES
 from .resources import RayConfig
@@ -168,6 +169,8 @@ class Profile(Strict):
     # Each method tuned on the validation classes before its final runs (null: no tuning;
     # the methods run with the options written here, and the report says so).
     tune: TuneSettings | None = None
+    # One arm per loss family trained at the horizon and at factor x it (dml_experiment.convergence).
+    convergence: ConvergenceConfig | None = None
     # The wall-time budget a sweep of this profile is held to; the report says whether it kept it.
     target_minutes: float | None = Field(None, gt=0)
 
@@ -218,6 +221,9 @@ class Profile(Strict):
             for m in comp.methods:
                 if m not in self.methods:
                     raise ValueError(f"comparisons.{cid}.methods: unknown method {m!r}; known: {', '.join(self.methods)}")
+        for i, m in enumerate(self.convergence.methods if self.convergence else []):
+            if m not in self.methods:
+                raise ValueError(f"convergence.methods[{i}]: unknown method {m!r}; known: {', '.join(self.methods)}")
         if not self.methods and self.grid is None:
             raise ValueError("a profile needs methods or a grid")
         return self

@@ -121,6 +121,12 @@ def write_embeddings(trial: Trial, artifacts: str, trial_id: str) -> str:
 
 
 # -- trial functions (run inside Ray) -----------------------------------------------------------
+def finished_without_eval(trial: Trial, epoch: int) -> bool:
+    """The last epoch of a trial scored on the validation split only (a convergence-study
+    run): it ends there, with no evaluation embeddings to write."""
+    return trial.eval_set is None and epoch == trial.config.train.epochs - 1
+
+
 def failure_report(error: Exception) -> dict:
     """What a trial that failed for good reports to Tune: its status and the error."""
     return {"status": FAILED, "error": f"{type(error).__name__}: {error}"[:2000]}
@@ -143,6 +149,8 @@ def tune_trial(config: dict) -> None:
         metrics = flat_metrics(row)
         if t.final is not None:
             metrics["embeddings_path"] = write_embeddings(t, params["artifacts"], params["trial_id"])
+            metrics["status"] = FINISHED
+        elif finished_without_eval(t, epoch):
             metrics["status"] = FINISHED
         with tempfile.TemporaryDirectory() as d:
             save_state(d, t.state(epoch))
@@ -167,6 +175,8 @@ def train_worker(params: dict) -> None:
         metrics = flat_metrics(row)
         if rank == 0 and t.final is not None:
             metrics["embeddings_path"] = write_embeddings(t, params["artifacts"], params["trial_id"])
+            metrics["status"] = FINISHED
+        elif rank == 0 and finished_without_eval(t, epoch):
             metrics["status"] = FINISHED
         # report is a collective: every rank calls it each epoch; rank 0 carries the checkpoint.
         with tempfile.TemporaryDirectory() as d:

@@ -11,6 +11,7 @@ from dml_experiment.provenance import git_commit, write_atomic
 from dml_experiment.report.baselines import BASELINES
 from dml_experiment.report.build import build_report
 from dml_experiment.report.sanity import REFERENCES
+from dml_experiment.report.convergence import read_convergence
 from dml_experiment.report.tuning import read_tuning
 from dml_experiment.record import TrialRecord
 from dml_experiment.profile import Profile
@@ -175,7 +176,8 @@ def write_sweep_report(
     references = sanity_references(out_dir, profile, records)
     report = build_report(out_dir, name, profile_name, profile, records, versions, seconds, baselines,
                           commit=git_commit(PROJECT_DIR), references=references,
-                          tuning=read_tuning(out_dir) if profile.tune is not None else None)
+                          tuning=read_tuning(out_dir) if profile.tune is not None else None,
+                          convergence=read_convergence(out_dir) if profile.convergence is not None else None)
     if profile_name == README_PROFILE:
         update_readme(out_dir)
     return report

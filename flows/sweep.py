@@ -97,12 +97,33 @@ def prepare_data(params_path: str, profile: Profile) -> dict[str, str]:
 
 @task(name="expand-grid")
 def expand(profile: Profile, values: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, Any]]:
-    """Every final trial (method x seed), with each method's tuned values."""
+    """Every final trial (method x seed), with each method's tuned values, then the runs of
+    the convergence study (dml_experiment.convergence), which share the final runs' pool."""
+    from dml_experiment.convergence import study_trials
+
     trials = []
-    for method, t in profile.trials(values):
+    for method, t in profile.trials(values) + study_trials(profile, values):
         t.dataset = str(project_path(t.dataset))
         trials.append((method, t))
     return trials
+
+
+def judged_metric(profile: Profile, method: str) -> str:
+    """The metric a method is judged on: its tuning metric, else its first comparison's."""
+    if profile.tune is not None:
+        return profile.tune.val_metric_of(method).removeprefix("val/")
+    return next((c.metric for c in profile.comparisons.values() if method in c.methods), "map@r")
+
+
+def write_convergence(sweep: Sweep, rows: list[dict]) -> list[dict]:
+    """Write convergence.json from the study's records; returns the final trials' rows."""
+    from dml_experiment.convergence import CONVERGENCE_FILE, is_study, study_document
+
+    study = [r for r in rows if is_study(r)]
+    if sweep.profile.convergence is not None:
+        doc = study_document(sweep.profile, study, lambda m: judged_metric(sweep.profile, m))
+        write_atomic(sweep.out_dir / CONVERGENCE_FILE, json.dumps(doc, indent=1) + "\n")
+    return [r for r in rows if not is_study(r)]
 
 
 def tuning_done(sweep: Sweep, runs, spaces: dict[str, dict[str, str]]) -> dict[str, list]:
@@ -409,6 +430,7 @@ def dml_sweep(
         values, tuning_runs = tune(sweep) if prof.tune is not None else ({}, {})
         trials = expand(prof, values)
         rows, todo = final_runs(sweep, trials, force, in_mlflow, tuning_runs)
+        rows = write_convergence(sweep, rows)
         seconds = round(time.perf_counter() - started, 1) if todo else None
         report, problem = finish(sweep, profile_name, overrides, params_path, rows, todo, seconds)
     if problem:

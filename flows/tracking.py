@@ -233,6 +233,8 @@ def trial_run_names(trials, partitions: dict[str, Any] | None = None) -> dict[st
     for method, cfg in trials:
         tid = trial_id(cfg)
         arm = f"grid-{trial_name(cfg).rsplit('-seed', 1)[0]}" if method == "grid" else method
+        if cfg.eval.split is None:  # a run of the convergence study (validation only), named for its length
+            arm = f"{arm}-study{cfg.train.epochs}ep"
         # The replicate's class partition (TrialConfig.partition), else the dataset's own.
         name = trial_run_name(arm, cfg.seed, getattr(cfg, "partition", 0) or partitions.get(cfg.dataset))
         if name in taken:

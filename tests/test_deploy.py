@@ -25,6 +25,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated"),
 ]
 
+from dml_experiment.convergence import study_trials  # noqa: E402
 from dml_experiment.profile import load_profile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +166,8 @@ def test_the_deployment_runs_to_completed_with_its_runs_in_mlflow(prefect):
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert "C4" in parents[0].data.tags["mlflow.note.content"]  # the description lists the comparisons
-    finals = len(load_profile(ROOT / "params.yaml", "smoke")[1].trials())
+    smoke = load_profile(ROOT / "params.yaml", "smoke")[1]
+    finals = len(smoke.trials()) + len(study_trials(smoke, None))  # the final runs and the convergence study's
     assert len(children) == finals and all(r.info.status == "FINISHED" for r in children)
     names = [r.info.run_name for r in children]
     assert len(set(names)) == len(names)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dml_experiment.convergence import study_trials
 from dml_experiment.profile import apply_overrides, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,7 +183,8 @@ def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_tr
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONUNBUFFERED="1")
     smoke = load_profile(ROOT / "params.yaml", "smoke")[1]
     tuned_total = 2 * len(smoke.methods)
-    finals = len(smoke.trials())  # distinct final trials: methods that coincide in smoke run once
+    # Distinct final trials (methods that coincide in smoke run once) and the convergence study's runs.
+    finals = len(smoke.trials()) + len(study_trials(smoke, None))
     args = [DML, "sweep", "--profile", "smoke", "--set", TUNED_SMOKE, "--set", "mlflow.experiment=resume-test",
             "--out", str(tmp_path / "report")]
 
@@ -296,7 +298,8 @@ def check_mlflow(uri: str, experiment: str) -> None:
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    finals = len(load_profile(ROOT / "params.yaml", "smoke")[1].trials())
+    smoke = load_profile(ROOT / "params.yaml", "smoke")[1]
+    finals = len(smoke.trials()) + len(study_trials(smoke, None))  # the final runs and the convergence study's
     assert len(children) == finals and all(r.info.status == "FINISHED" for r in children)
     assert len({r.info.run_name for r in children}) == finals  # every arm and seed told apart
     history = client.get_metric_history(children[0].info.run_id, "train_loss") or client.get_metric_history(children[0].info.run_id, "train/loss")

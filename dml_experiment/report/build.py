@@ -28,6 +28,8 @@ from .labels import LABELS, label
 from .published import PUBLISHED, PUBLISHED_SOURCES, published_table, ranking_agreement
 from .summary import comparison_table, markdown_table, summarize
 from .tuning import tuning_section
+from .convergence import convergence_section, not_converged_note
+from ..convergence import unconverged_families
 from .sanity import REFERENCES, gate, reference_values
 from .verdict import (
     ALPHA, EQUIVALENT, HOLDS, MARGIN, NOT_SHOWN, NOT_TESTABLE, REVERSED, ClaimVerdict, judge_family, overall, parse_claim,
@@ -488,7 +490,8 @@ def headline_metrics(profile, comp) -> list[str]:
 
 def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: list[dict], versions: dict,
                  seconds: float, baselines: list[dict] | None = None, *, commit: str | None = None,
-                 references: dict[str, list[dict]] | None = None, tuning: dict | None = None) -> Path:
+                 references: dict[str, list[dict]] | None = None, tuning: dict | None = None,
+                 convergence: dict | None = None) -> Path:
     """Write report.md, report.html, metrics.json, verdicts.json and plots/*.png into out_dir;
     returns the path of report.md.
 
@@ -514,6 +517,7 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
     family = judge_family(profile.comparisons, all_records, ALPHA,
                           gate=lambda cid, v: gate(v, ref_values[cid], fixed[cid]))
     family_size = max((v.family for vs in family.values() for v in vs), default=0)
+    flagged = unconverged_families(convergence)
     for cid, comp in profile.comparisons.items():
         comp_baselines = baselines if comp.baselines else []
         refs = refs_of[cid]
@@ -523,7 +527,8 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
                  "metric": comp.metric, "margin": comp.margin, "secondary_metrics": list(comp.secondary),
                  "methods": methods, "overall": overall(verdicts), "family_size": family_size,
                  "verdicts": [v.as_dict() for v in verdicts],
-                 "sanity_gate": {m: ref_values[cid].get(m) for m in REFERENCES} if refs else None}
+                 "sanity_gate": {m: ref_values[cid].get(m) for m in REFERENCES} if refs else None,
+                 "not_converged": not_converged_note(comp.methods, profile, flagged)}
         sections.append(render_section(cid, comp, profile, records, all_records + refs, comp_baselines, verdicts, plots_dir, entry, refs))
         comparisons[cid] = entry
         summ = summarize([r for r in all_records + refs if r.get("method") in methods], headline_metrics(profile, comp))
@@ -547,7 +552,7 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
     doc = {"sweep": sweep_name, "profile": profile_name, "run": run, "rendered": rendered,
            "seeds": list(profile.seeds), "alpha": ALPHA, "family_size": family_size, "comparisons": comparisons}
     # The tuning that chose each method's options, after the comparisons it made fair.
-    sections = sections + [tuning_section(tuning, plots_dir)]
+    sections = sections + [tuning_section(tuning, plots_dir), convergence_section(convergence)]
     md = render_document(sweep_name, profile_name, profile, records, baselines, run, rendered, doc, sections)
     write_atomic(out_dir / "report.md", md)
     write_atomic(out_dir / "report.html", render_html(md, f"dml sweep {sweep_name}"))
@@ -560,6 +565,9 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
     methods = list(comp.methods) + baseline_names(comp_baselines)
     ref_methods = [m for m in REFERENCES if any(r.get("method") == m for r in refs)]
     lines = [f"## {cid}: {overall(verdicts)}", "", verdict_line(comp, verdicts), ""]
+    for family, why in entry.get("not_converged", {}).items():
+        lines += [f"**Not converged: {family}.** {why}; these verdicts may say how fast it starts, not what it reaches "
+                  "(see Convergence).", ""]
     if comp.factor:
         lines += [f"**Factor under test.** {comp.factor}", ""]
     lines += [f"**Claim (seeds).** {comp.claim}", ""]
