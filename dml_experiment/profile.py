@@ -13,7 +13,7 @@ import copy
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -156,6 +156,9 @@ class Profile(Strict):
     # p > 0 re-folds the training classes into train / validation (the evaluation classes stay
     # fixed; TrialConfig.partition). None: every seed on partition 0, the prepared split.
     partitions: list[int] | None = None
+    # What a partition p > 0 re-deals (TrialConfig.partition_scope): "training" keeps the
+    # evaluation classes fixed; "all" draws each replicate's train, val and eval classes.
+    partition_scope: Literal["training", "all"] = "training"
     model: ModelConfig = Field(default_factory=ModelConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -254,7 +257,8 @@ class Profile(Strict):
         grid = GridConfig(losses=[m.loss], miners=[m.miner], distances=[m.distance], seeds=self.seeds)
         trials = expand_grid(base, grid)
         if self.partitions is not None:  # expand_grid keeps the order of the seeds
-            trials = [t.model_copy(update={"partition": p}) for t, p in zip(trials, self.partitions)]
+            trials = [t.model_copy(update={"partition": p, "partition_scope": self.partition_scope})
+                      for t, p in zip(trials, self.partitions)]
         if values:
             trials = [TrialConfig.model_validate(apply_values(t.model_dump(mode="json"), values)) for t in trials]
         return resolved(trials)

@@ -147,6 +147,8 @@ def test_the_trial_id_of_partition_0_is_the_id_it_had_before(prepared):
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"precision": "fp32", "channels_last": False})})
     before = cfg.model_dump(mode="json")
     before.pop("partition")  # what the config dumped before partitions existed
+    before.pop("partition_scope")  # ... and before class draws
+    del before["optimizer"]["warmup"]  # ... and before the warm-up schedule
     del before["train"]["precision"], before["train"]["channels_last"]  # ... and before precision
     assert trial_id(cfg) == hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
     other = config(prepared / "prepared", partition=1)
@@ -170,3 +172,41 @@ def test_a_dataset_without_a_val_split_has_only_partition_0(prepared):
         Trial(config(path, partition=3))
     with pytest.raises(ValueError, match="eval.val_split must be 'val' or null"):
         Trial(config(prepared / "prepared", partition=1, val_split="eval"))
+
+
+# -- class draws over the whole population (issue 25) -----------------------------------------------
+def test_a_class_draw_deals_disjoint_train_val_and_eval_classes_the_same_every_time():
+    from dml_core.data.subset import drawn_classes
+
+    train, val, ev = list(range(0, 20)), list(range(20, 25)), list(range(25, 37))
+    assert [p.tolist() for p in drawn_classes(train, val, ev, 0)] == [train, val, ev]
+    seen = set()
+    for draw in (1, 2, 3):
+        t, v, e = drawn_classes(train, val, ev, draw)
+        assert (len(t), len(v), len(e)) == (20, 5, 12)
+        assert not (set(t) & set(v) or set(t) & set(e) or set(v) & set(e))
+        assert set(t) | set(v) | set(e) == set(range(37))
+        again = drawn_classes(list(reversed(train)), val, ev, draw)  # the order given does not matter
+        assert all((a == b).all() for a, b in zip((t, v, e), again))
+        seen.add(tuple(e.tolist()))
+    assert len(seen) == 3 and tuple(ev) not in seen  # each draw evaluates on other classes
+    with pytest.raises(ValueError, match="overlap"):
+        drawn_classes([1, 2], [2], [3], 1)
+
+
+def test_a_trial_of_a_class_draw_trains_validates_and_evaluates_on_its_own_classes(prepared):
+    from dml_core.training.trial import trial_splits
+
+    fold = config(prepared / "prepared", partition=1)
+    draw = fold.model_copy(update={"partition_scope": "all"})
+    assert trial_id(fold) != trial_id(draw) and trial_id(config(prepared / "prepared", partition=1)) == trial_id(fold)
+    train, val, ev = (classes(s) for s in trial_splits(draw))
+    assert not (train & val or train & ev or val & ev) and train | val | ev == set(range(10))
+    assert (len(train), len(val), len(ev)) == (3, 2, 5)
+    assert [classes(s) for s in trial_splits(draw)] == [train, val, ev]  # the same every time
+    draws = {tuple(sorted(classes(trial_splits(draw.model_copy(update={"partition": p}))[2]))) for p in (1, 2, 3)}
+    assert len(draws) > 1  # replicates evaluate on other classes
+    result = run_trial(draw)
+    assert set(np.unique(result.labels).tolist()) == ev and np.isfinite(result.metrics["map@r"])
+    tuning = draw.model_copy(update={"eval": draw.eval.model_copy(update={"split": None})})
+    assert trial_splits(tuning)[2] is None  # a trial without an eval split never opens the evaluation classes

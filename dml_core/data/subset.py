@@ -31,7 +31,7 @@ import torch
 from .card import read_card
 from .continuous import ContinuousLabel
 from .dataset import Batch, BatchDataset, PreparedDataset, continuous_meaning, row_indices
-from .splits import TRAIN, VAL
+from .splits import EVAL, TRAIN, VAL
 
 PARTITION_SALT = 7919  # the second word of the partition generator's seed: [p, 7919]
 
@@ -200,3 +200,48 @@ def partition_splits(
     train_set = ClassSubset(pool, train_classes, name=f"train of partition {partition}")
     val_set = ClassSubset(pool, val_classes, name=f"val of partition {partition}") if val else None
     return train_set, val_set
+
+
+DRAW_SALT = 104729  # the second word of the class-draw generator's seed: [p, 104729]
+
+
+def drawn_classes(train: Sequence[int], val: Sequence[int], evaluation: Sequence[int], draw: int) -> tuple[np.ndarray, ...]:
+    """(train, val, eval) class ids of class draw ``draw`` over the whole class population.
+
+    Draw 0 is the prepared split. Draw p > 0 permutes the sorted ids of all three splits with
+    ``np.random.default_rng([p, DRAW_SALT])`` and cuts the permutation into parts of the
+    prepared splits' sizes (training classes first, then validation, then evaluation): three
+    disjoint sets, the same ones for the same draw in any process. A verdict over draws then
+    holds for the class population, not for one fixed set of evaluation classes.
+    """
+    if not isinstance(draw, (int, np.integer)) or isinstance(draw, bool) or draw < 0:
+        raise ValueError(f"draw must be an integer >= 0, got {draw!r}")
+    parts = [np.unique(np.asarray(list(c), dtype=np.int64)) for c in (train, val, evaluation)]
+    if draw == 0:
+        return tuple(parts)
+    pool = np.concatenate(parts)
+    if len(np.unique(pool)) != len(pool):
+        raise ValueError("the prepared train, val and eval classes overlap: a class draw needs disjoint splits")
+    perm = np.random.default_rng([int(draw), DRAW_SALT]).permutation(np.sort(pool))
+    cuts = np.cumsum([len(p) for p in parts])[:-1]
+    return tuple(np.sort(p) for p in np.split(perm, cuts))
+
+
+def drawn_splits(path: str | Path, draw: int, *, val: bool = True) -> tuple[Any, Any, Any]:
+    """(train set, val set or None, eval set) of class draw ``draw`` (:func:`drawn_classes`),
+    as :class:`ClassSubset` views of one PreparedDataset over the train, val and eval splits."""
+    path = Path(path)
+    card = read_card(path)
+    if draw == 0:
+        train, val_set = partition_splits(path, 0, val=val)
+        return train, val_set, PreparedDataset(path, EVAL)
+    missing = [s for s in (TRAIN, VAL, EVAL) if s not in card["splits"]]
+    if missing:
+        raise ValueError(f"dataset {str(path)!r} has no {missing[0]!r} split, so it has no class draw {draw}: "
+                         "a draw re-deals the train, val and eval classes")
+    pool = PreparedDataset(path, [TRAIN, VAL, EVAL])
+    of = {s: [c["label"] for c in card["classes"] if c["counts"].get(s)] for s in (TRAIN, VAL, EVAL)}
+    train_c, val_c, eval_c = drawn_classes(np.setdiff1d(of[TRAIN], of[VAL]), of[VAL], of[EVAL], draw)
+    return (ClassSubset(pool, train_c, name=f"train of class draw {draw}"),
+            ClassSubset(pool, val_c, name=f"val of class draw {draw}") if val else None,
+            ClassSubset(pool, eval_c, name=f"eval of class draw {draw}"))

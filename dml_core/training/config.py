@@ -147,6 +147,10 @@ class TrialConfig(Strict):
     # prepared val split has, by a seeded permutation (dml_core/data/subset.py). The eval
     # classes never move. A replicate is a (seed, partition) pair.
     partition: int = Field(0, ge=0)
+    # What partition p > 0 re-deals: "training" folds the training classes into train / val
+    # (the eval classes fixed); "all" draws train, val and eval classes from the whole class
+    # population (dml_core/data/subset.py: drawn_classes), so replicates vary the eval classes too.
+    partition_scope: Literal["training", "all"] = "training"
 
     @model_validator(mode="after")
     def components_exist(self) -> "TrialConfig":

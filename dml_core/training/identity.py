@@ -17,6 +17,12 @@ def trial_id(config: TrialConfig) -> str:
     resolved = resolve_precision(config)
     data = resolved.model_dump(mode="json")
     data["train"]["channels_last"] = use_channels_last(resolved)
+    if data["optimizer"].get("schedule") != "warmup_cosine":
+        # Only that schedule reads the warm-up; left out elsewhere, the ids from before it stay.
+        data["optimizer"].pop("warmup", None)
+    if data.get("partition_scope") == "training":
+        # The only scope before class draws existed: left out, the ids of those trials stay.
+        data.pop("partition_scope")
     if not data.get("partition"):
         # Partition 0 is the split every trial had before partitions existed: leaving the key
         # out keeps those trials' ids (and the sweeps that skip them) as they were.

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..data import BatchLoader, ContinuousLabel, PreparedDataset
-from ..data.subset import partition_splits
+from ..data.subset import drawn_splits, partition_splits
 from ..losses import LOSSES, build_loss
 from ..metrics import evaluate, evaluate_continuous
 from ..miners import MINERS, build_miner
@@ -101,6 +101,28 @@ def build_sampler(config: TrialConfig, dataset: PreparedDataset, rank: int, size
     )
 
 
+def trial_splits(cfg: TrialConfig):
+    """(train, val or None, eval or None) of the trial's dataset and class partition. An
+    eval.split of None (a tuning trial) never opens the evaluation classes."""
+    path = Path(cfg.dataset)
+    if cfg.partition == 0:  # the prepared split, as it always was
+        return (PreparedDataset(path, "train"), PreparedDataset(path, cfg.eval.val_split) if cfg.eval.val_split else None,
+                PreparedDataset(path, cfg.eval.split) if cfg.eval.split else None)
+    if cfg.eval.val_split not in (None, "val"):
+        raise ValueError(f"partition {cfg.partition} re-deals the 'train' and 'val' classes; eval.val_split must be "
+                         f"'val' or null, got {cfg.eval.val_split!r}")
+    want_val = cfg.eval.val_split is not None
+    if cfg.partition_scope == "all":  # train, val and eval classes drawn from the whole population
+        if cfg.eval.split not in (None, "eval"):
+            raise ValueError(f"partition_scope 'all' re-deals the 'eval' classes; eval.split must be 'eval' or null, "
+                             f"got {cfg.eval.split!r}")
+        train, val, evaluation = drawn_splits(path, cfg.partition, val=want_val)
+        return train, val, evaluation if cfg.eval.split else None
+    # another class-disjoint train / val fold of the training classes (data/subset.py)
+    train, val = partition_splits(path, cfg.partition, val=want_val)
+    return train, val, PreparedDataset(path, cfg.eval.split) if cfg.eval.split else None
+
+
 class Trial:
     """The state of one trial. `run()` trains from `start_epoch` to the end."""
 
@@ -118,18 +140,7 @@ class Trial:
         path = Path(cfg.dataset)
         if not (path / "card.json").is_file():
             raise ValueError(f"dataset {str(path)!r} is not a prepared dataset (no card.json); run `dml prepare`")
-        if cfg.partition == 0:  # the prepared split, as it always was
-            self.train_set = PreparedDataset(path, "train")
-            self.val_set = PreparedDataset(path, cfg.eval.val_split) if cfg.eval.val_split else None
-        else:  # another class-disjoint train / val fold of the training classes (data/subset.py)
-            if cfg.eval.val_split not in (None, "val"):
-                raise ValueError(
-                    f"partition {cfg.partition} re-folds the 'train' and 'val' classes; eval.val_split must be "
-                    f"'val' or null, got {cfg.eval.val_split!r}"
-                )
-            self.train_set, self.val_set = partition_splits(path, cfg.partition, val=cfg.eval.val_split is not None)
-        # eval.split None: a tuning trial, which must never read the evaluation classes.
-        self.eval_set = PreparedDataset(path, cfg.eval.split) if cfg.eval.split else None
+        self.train_set, self.val_set, self.eval_set = trial_splits(cfg)
         opts = input_options(cfg.model.name, cfg.model.options, self.train_set.image_shape)
         self.model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **opts).to(self.device)
         self.precision, self.channels_last = cfg.train.precision, use_channels_last(cfg)

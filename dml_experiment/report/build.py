@@ -561,6 +561,10 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
     return out_dir / "report.md"
 
 
+# What a replicate's partition means where the profile draws every split's classes.
+DRAWN = "; a partition p > 0 drew its own training, validation and evaluation classes from the whole population"
+
+
 def render_section(cid, comp, profile, records, all_records, comp_baselines, verdicts, plots_dir, entry, refs=()) -> str:
     methods = list(comp.methods) + baseline_names(comp_baselines)
     ref_methods = [m for m in REFERENCES if any(r.get("method") == m for r in refs)]
@@ -583,7 +587,7 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
     tuned = " The options are those the final runs used: tuned on the validation classes (see Tuning)." if profile.tune else ""
     lines += [
         "**Setup.** Methods (only these columns differ; everything else is the shared protocol in the header)."
-        f"{tuned} Replicates (seed, class partition): {reps_text}"
+        f"{tuned} Replicates (seed, class partition{DRAWN if profile.partition_scope == 'all' else ''}): {reps_text}"
         + ("; the raw-pixel baselines are deterministic (one value each), fitted on the training split and scored on the same eval items" if comp_baselines else "")
         + ":", "",
         setup_table(profile, list(comp.methods), [r for r in comp_baselines if r.get("method") in methods], records), "",
