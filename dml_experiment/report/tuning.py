@@ -111,12 +111,13 @@ def validation_curves_plot(doc: dict[str, Any], path: Path) -> Path | None:
 
 
 def asha_rungs(epochs: int, grace: int, factor: float) -> list[int]:
-    """The epochs at which ASHA compares a method's trials: grace x factor^k below the budget."""
+    """The epochs at which ASHA compares a method's trials: grace x factor^k below the
+    budget, and the budget's end, where the survivors are ranked."""
     rungs, r = [], float(min(grace, epochs))
     while r < epochs:
         rungs.append(int(r))
         r *= factor
-    return rungs
+    return rungs + [epochs]
 
 
 def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) -> str:
