@@ -59,7 +59,7 @@ def c9_baselines(out_dir: Path, profile: Profile, records: list[dict]) -> list[d
 
 
 SANITY_CACHE = "sanity.json"
-SANITY_CACHE_VERSION = 1  # bump when dml_experiment.report.sanity changes what it computes
+SANITY_CACHE_VERSION = 2  # bump when dml_experiment.report.sanity changes what it computes
 
 
 def resolved_trial(profile: Profile, method: str, records: list[dict]):

@@ -41,25 +41,43 @@ def reference_config(config):
 def reference_records(config, seeds: list[int]) -> list[dict]:
     """results.json-shaped records of the two references for a comparison's first method.
 
-    ``config`` is that method's TrialConfig (dataset path resolved); the untrained network of
-    seed s is built exactly as a trial of seed s builds it, then scored without a step.
+    ``config`` is that method's TrialConfig (dataset path resolved). The untrained network of
+    seed s is the one a trial of seed s starts from (``untrained_network``). Only the network
+    is built (no loss, miner, optimizer or loader); the eval items are read once and scored by
+    ``score_model``, as a trial scores them.
     """
     import torch
 
-    from dml_core.training.trial import Trial
+    from dml_core.training import open_splits, score_model, scored_rows
+    from dml_core.training.trial import continuous_label
 
     config = reference_config(config)
+    train_set, _, eval_set = open_splits(config)
+    meaning = None
+    if config.labels != "class":  # mapped by the training split's card, as a trial maps it
+        meaning = continuous_label(train_set, f"labels: {config.labels}, but {config.dataset!r} has no continuous labels")
+    rows = scored_rows(eval_set, config)
     out = []
-    trial = None
     for seed in seeds:
-        trial = Trial(config.model_copy(update={"seed": seed}))
-        metrics, _ = trial.score(trial.eval_set)
+        model = untrained_network(config, seed, train_set.image_shape)
+        metrics, _ = score_model(model, eval_set, config, rows=rows, label_meaning=meaning)
         out.append(_record(UNTRAINED, seed, metrics, config))
-    if trial is not None:
-        trial.model = torch.nn.Flatten()  # the pixels as the models see them
-        metrics, _ = trial.score(trial.eval_set)
+    if seeds:
+        # The pixels as the models see them.
+        metrics, _ = score_model(torch.nn.Flatten(), eval_set, config, rows=rows, label_meaning=meaning)
         out.append(_record(RAW, None, metrics, config))
     return out
+
+
+def untrained_network(config, seed: int, image_shape):
+    """The network a trial of `seed` starts from: torch.manual_seed(seed), then the embedder
+    is the first draw from torch's generator, as in ``Trial``."""
+    import torch
+
+    from dml_core.training import build_model
+
+    torch.manual_seed(seed)
+    return build_model(config, image_shape)
 
 
 def _record(method: str, seed, metrics: dict, config) -> dict:
