@@ -13,12 +13,16 @@ verdicts they give mean nothing. Timed, each from a cold cache:
 - baselines: C9's raw-pixel baselines (flows.report.c9_baselines, baselines.json removed);
 - sanity: the sanity gate's references of every comparison (flows.report.sanity_references,
   sanity.json removed): per (dataset, labels) group the untrained network of each seed and
-  the raw pixels, scored on the eval items;
-- build: dml_experiment.report.build.build_report (verdicts, tables, plots, html); timed
-  alone, it reads the two caches first, untimed.
+  the raw pixels, scored on the eval items (a class set's raw pixels: C9's raw_euclidean);
+- build: dml_experiment.report.build.build_report (verdicts, tables, plots, html, and the
+  tuning section from the published sweep's tuning.json when there is one).
 
-`dml report` is the sum of the three plus reading results.json. With --cprofile the stages
-run under cProfile and the stats go to FILE (`python -m pstats FILE`, then `sort cumtime`).
+A stage timed without the stages before it reads their caches first, untimed.
+
+`dml report` is the imports, the three stages, reading results.json and (for the quick
+profile) copying the report to docs/results, which this leaves out: it would overwrite the
+published one. With --cprofile the stages run under cProfile and the stats go to FILE
+(`python -m pstats FILE`, then `sort cumtime`).
 """
 from __future__ import annotations
 
@@ -101,11 +105,14 @@ def main() -> None:
     ap.add_argument("--cprofile", help="write the cProfile stats of the timed stages to this file")
     args = ap.parse_args()
 
+    t = time.perf_counter()
     import flows.report as fr
     from dml_experiment.profile import load_profile
     from dml_experiment.report.build import build_report
+    from dml_experiment.report.tuning import TUNING_FILE, read_tuning
 
     _, profile = load_profile(args.params, args.profile)
+    imports = time.perf_counter() - t
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-report-"))
     t = time.perf_counter()
     results = out / "results.json"
@@ -114,16 +121,19 @@ def main() -> None:
     else:
         records = fake_sweep(profile, out)
         results.write_text(json.dumps(records))
+        published = ROOT / "docs" / "results" / args.profile / TUNING_FILE
+        if published.is_file():  # the published sweep's tuning document: its section and plot
+            shutil.copy(published, out / TUNING_FILE)
     print(f"# {len(records)} records in {out} ({time.perf_counter() - t:.1f} s to make or read); "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     prof = cProfile.Profile() if args.cprofile else None
     stages = args.stages.split(",")
     state: dict = {"baselines": None, "references": None}
-    if "build" in stages:  # a build timed alone uses the cached references (untimed)
-        if "baselines" not in stages:
-            state["baselines"] = fr.c9_baselines(out, profile, records)
-        if "sanity" not in stages:
-            state["references"] = fr.sanity_references(out, profile, records)
+    # A stage timed without the one before it reads that one's cache (untimed), as the flow does.
+    if "baselines" not in stages:
+        state["baselines"] = fr.c9_baselines(out, profile, records)
+    if "build" in stages and "sanity" not in stages:
+        state["references"] = fr.sanity_references(out, profile, records, state["baselines"])
 
     def stage(name):
         if name == "baselines":
@@ -131,14 +141,15 @@ def main() -> None:
             state["baselines"] = fr.c9_baselines(out, profile, records)
         elif name == "sanity":
             (out / fr.SANITY_CACHE).unlink(missing_ok=True)
-            state["references"] = fr.sanity_references(out, profile, records)
+            state["references"] = fr.sanity_references(out, profile, records, state["baselines"])
         elif name == "build":
             build_report(out, "bench", args.profile, profile, records, {}, 0.0, state["baselines"], commit="bench",
-                         references=state["references"])
+                         references=state["references"], tuning=read_tuning(out))
         else:
             raise ValueError(f"unknown stage {name!r}")
 
-    total = 0.0
+    print(f"{'imports':<10} {imports:7.1f} s")
+    total = imports
     for name in stages:
         t = time.perf_counter()
         if prof is not None:

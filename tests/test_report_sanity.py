@@ -148,3 +148,23 @@ def test_each_reference_equals_the_score_of_a_whole_trial(tiny_sets, dataset, la
     trial.model = torch.nn.Flatten()
     assert got[2]["metrics"] == trial.score(trial.eval_set)[0]
     assert got[0]["metrics"] != got[1]["metrics"]
+
+
+def test_the_raw_pixel_reference_of_a_class_set_is_c9s_raw_euclidean_baseline(tiny_sets):
+    from dml_experiment.report.baselines import raw_baselines
+    from dml_experiment.report.sanity import raw_from_baselines
+
+    config = trial_config(tiny_sets / "fm")
+    baselines = raw_baselines(tiny_sets / "fm", 40, ks=(1, 2))
+    computed = reference_records(config, [0])[-1]
+    assert computed["method"] == RAW
+    raw = raw_from_baselines(config, baselines)
+    assert raw == computed["metrics"]  # exactly: why the baseline's numbers may stand in
+    assert reference_records(config, [0], raw)[-1] == computed
+    # Anything that makes them other numbers: computed, not reused.
+    other_ks = trial_config(tiny_sets / "fm", eval={"ks": [1], "max_items": 40})
+    assert raw_from_baselines(other_ks, baselines) is None
+    assert raw_from_baselines(trial_config(tiny_sets / "fm", eval={"ks": [1, 2], "max_items": 30}), baselines) is None
+    assert raw_from_baselines(trial_config(tiny_sets / "rot", "continuous"), baselines) is None
+    assert raw_from_baselines(config, [dict(b, status="failed") for b in baselines]) is None
+    assert raw_from_baselines(config, None) is None
