@@ -33,7 +33,7 @@ from .knn import DEFAULT_MAX_ENTRIES, KnnSearcher, prepare
 from .ranking import GAINS, average_ranks, pearson_rows
 
 # The label-distance ranks of the latest labels scored are kept up to this size (float32).
-# 4,800 items (a quick sweep's tilted glyphs) take 92 MB; larger sets are ranked per call.
+# 4,800 items take 92 MB, 8,192 the whole budget; larger sets are ranked again on every call.
 LABEL_RANK_CACHE_BYTES = 256 * 2**20
 
 
