@@ -60,7 +60,7 @@ def c9_baselines(out_dir: Path, profile: Profile, records: list[dict]) -> list[d
 
 
 SANITY_CACHE = "sanity.json"
-SANITY_CACHE_VERSION = 1  # bump when dml_experiment.report.sanity changes what it computes
+SANITY_CACHE_VERSION = 2  # bump when dml_experiment.report.sanity changes what it computes
 
 
 def resolved_trial(profile: Profile, method: str, records: list[dict]):
@@ -73,12 +73,13 @@ def resolved_trial(profile: Profile, method: str, records: list[dict]):
     return config.model_copy(update={"dataset": str(project_path(p))})
 
 
-def sanity_references(out_dir: Path, profile: Profile, records: list[dict]) -> dict[str, list[dict]]:
+def sanity_references(out_dir: Path, profile: Profile, records: list[dict], baselines: list[dict] | None = None) -> dict[str, list[dict]]:
     """{comparison id: raw-pixel and untrained-network records} for the sanity gate, scored
     once per (dataset, labels) of the comparisons' first methods and cached in sanity.json
-    (keyed by the data version, model, evaluation settings and seeds)."""
+    (keyed by the data version, model, evaluation settings and seeds). The raw-pixel reference
+    of a class-labelled set is C9's raw_euclidean baseline when `baselines` hold it."""
     from dml_core.data import data_version
-    from dml_experiment.report.sanity import reference_records
+    from dml_experiment.report.sanity import raw_from_baselines, reference_records
 
     cache_path = out_dir / SANITY_CACHE
     try:
@@ -105,7 +106,7 @@ def sanity_references(out_dir: Path, profile: Profile, records: list[dict]) -> d
                 computed[group] = stored["records"]
             else:
                 try:
-                    computed[group] = reference_records(config, list(profile.seeds))
+                    computed[group] = reference_records(config, list(profile.seeds), raw_from_baselines(config, baselines))
                 except Exception as e:  # noqa: BLE001 - an unscored gate is reported, never fatal
                     computed[group] = [TrialRecord.fixed(m, error=f"{type(e).__name__}: {e}").row() for m in REFERENCES]
                 cache[group] = {"key": key, "records": computed[group]}
@@ -173,7 +174,7 @@ def write_sweep_report(
     if write_results:  # `dml report` re-renders from results.json and leaves it as it is
         write_atomic(out_dir / "results.json", json.dumps(records, indent=1, default=str))
     baselines = c9_baselines(out_dir, profile, records)
-    references = sanity_references(out_dir, profile, records)
+    references = sanity_references(out_dir, profile, records, baselines)
     report = build_report(out_dir, name, profile_name, profile, records, versions, seconds, baselines,
                           commit=git_commit(PROJECT_DIR), references=references,
                           tuning=read_tuning(out_dir) if profile.tune is not None else None,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import normalized_mutual_info_score
 
-from dml_core.metrics import clustering_nmi, evaluate, kmeans, kmeans_plus_plus, normalized_mutual_info
+from dml_core.metrics import clustering_nmi, evaluate, kmeans, kmeans_plus_plus, lloyd, normalized_mutual_info
 
 
 def ref_nmi(a, b):
@@ -131,3 +131,46 @@ def test_seeding_returns_sample_points_and_checks_its_arguments():
     np.testing.assert_array_equal(kmeans_plus_plus(x, 10, seed=2), kmeans_plus_plus(x, 10, seed=2))
     with pytest.raises(ValueError, match="restarts and local_trials"):
         kmeans_plus_plus(x, 10, restarts=0)
+
+
+# -- Lloyd's iterations stop at a fixed point ---------------------------------------------------
+def blobs(n, k, d, noise, spherical):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(k, d))[rng.integers(0, k, n)] + noise * rng.normal(size=(n, d))).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True) if spherical else x
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_lloyd_equals_faiss_at_20_iterations_whether_it_stops_early_or_not(spherical):
+    # The reference: FAISS's own k-means, 20 iterations in one call, from the same centroids.
+    import faiss
+
+    runs = []
+    for n, k, d, noise in ((2000, 50, 16, 0.5), (1500, 30, 8, 1.0), (1000, 20, 8, 2.0)):
+        x = blobs(n, k, d, noise, spherical)
+        init = kmeans_plus_plus(x, k, seed=0)
+        got, ran = lloyd(x, init, niter=20, spherical=spherical)
+        km = faiss.Kmeans(d, k, niter=20, seed=0, spherical=spherical, min_points_per_centroid=1)
+        km.train(x, init_centroids=init)
+        np.testing.assert_array_equal(got, km.index.search(x, 1)[1][:, 0])
+        runs.append(ran)
+    assert min(runs) < 20 and max(runs) == 20  # both paths taken: an early stop and the full 20
+
+
+def test_lloyd_stops_early_on_separated_clusters_and_later_iterations_change_nothing():
+    x, y = separated(2000, 50, 16, 0)
+    init = kmeans_plus_plus(x, 50, seed=0)
+    assign, ran = lloyd(x, init)
+    assert ran <= 3 and normalized_mutual_info(y, assign) == 1.0
+    longer, ran_longer = lloyd(x, init, niter=200)
+    assert ran_longer == ran
+    np.testing.assert_array_equal(longer, assign)
+
+
+def test_lloyd_without_iterations_assigns_to_the_given_centroids():
+    x, _ = separated(300, 6, 4, 1)
+    init = kmeans_plus_plus(x, 6, seed=0)
+    assign, ran = lloyd(x, init, niter=0)
+    nearest = ((x[:, None, :].astype(np.float64) - init[None].astype(np.float64)) ** 2).sum(axis=2).argmin(axis=1)
+    assert ran == 0
+    np.testing.assert_array_equal(assign, nearest)

@@ -95,6 +95,31 @@ def test_cosine_and_small_blocks_match_reference():
             assert got[key] == pytest.approx(value, abs=1e-12), key
 
 
+def test_kept_label_ranks_score_every_embedding_like_the_loop_reference(monkeypatch):
+    # The label-distance ranks of the latest labels are kept for the next call with equal
+    # labels (each seed's embedding of the same items): every call must still equal the loop.
+    import dml_core.metrics.continuous as continuous
+
+    x, y = angle_data(60, 3)
+    rng = np.random.default_rng(4)
+    other = (x + rng.integers(-2, 3, x.shape) * 0.5).astype(np.float32)
+
+    def check(emb, labels, **kw):
+        got = evaluate_continuous(emb, labels, ks=(1, 4), **kw)
+        expected = ref_continuous(emb, labels, kw.get("reference"), kw.get("reference_labels"), ks=(1, 4))
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, abs=1e-12), key
+
+    for emb in (x, other, x):  # the second and third calls read the first one's ranks
+        check(emb, y)
+    y[:10] += 1.0  # the same array holding other labels: ranked anew
+    check(other, y)
+    check(x[:20], y[:20], reference=x[20:], reference_labels=y[20:])
+    monkeypatch.setattr(continuous, "LABEL_RANK_CACHE_BYTES", 0)  # too large to keep: ranked per call
+    check(x, y)
+    check(other, y)
+
+
 def test_perfect_embedding_scores_one():
     y = np.arange(40, dtype=float)
     x = np.stack([y * 3.0, np.zeros(40)], 1)

@@ -195,18 +195,18 @@ def test_a_class_draw_deals_disjoint_train_val_and_eval_classes_the_same_every_t
 
 
 def test_a_trial_of_a_class_draw_trains_validates_and_evaluates_on_its_own_classes(prepared):
-    from dml_core.training.trial import trial_splits
+    from dml_core.training.trial import open_splits
 
     fold = config(prepared / "prepared", partition=1)
     draw = fold.model_copy(update={"partition_scope": "all"})
     assert trial_id(fold) != trial_id(draw) and trial_id(config(prepared / "prepared", partition=1)) == trial_id(fold)
-    train, val, ev = (classes(s) for s in trial_splits(draw))
+    train, val, ev = (classes(s) for s in open_splits(draw))
     assert not (train & val or train & ev or val & ev) and train | val | ev == set(range(10))
     assert (len(train), len(val), len(ev)) == (3, 2, 5)
-    assert [classes(s) for s in trial_splits(draw)] == [train, val, ev]  # the same every time
-    draws = {tuple(sorted(classes(trial_splits(draw.model_copy(update={"partition": p}))[2]))) for p in (1, 2, 3)}
+    assert [classes(s) for s in open_splits(draw)] == [train, val, ev]  # the same every time
+    draws = {tuple(sorted(classes(open_splits(draw.model_copy(update={"partition": p}))[2]))) for p in (1, 2, 3)}
     assert len(draws) > 1  # replicates evaluate on other classes
     result = run_trial(draw)
     assert set(np.unique(result.labels).tolist()) == ev and np.isfinite(result.metrics["map@r"])
     tuning = draw.model_copy(update={"eval": draw.eval.model_copy(update={"split": None})})
-    assert trial_splits(tuning)[2] is None  # a trial without an eval split never opens the evaluation classes
+    assert open_splits(tuning)[2] is None  # a trial without an eval split never opens the evaluation classes

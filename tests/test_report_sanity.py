@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from dml_experiment.report.sanity import RAW, UNTRAINED, gate, reference_records, reference_values
 from dml_experiment.report.verdict import HOLDS, NOT_SHOWN, NOT_TESTABLE, judge, overall
@@ -87,3 +88,83 @@ def test_references_are_scored_like_the_trials(tmp_path):
     rows = stratified_subset(ev.labels, 40, seed=0)  # the items every trial is scored on
     expected = evaluate(raw_pixels(ev, rows).astype(np.float32), ev.labels[rows], ks=[1, 2], distance="euclidean", seed=0)
     assert got[2]["metrics"] == pytest.approx(expected)
+
+
+# -- the references are built like the trials, without building the trials -----------------------
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory):
+    """A tiny Fashion-MNIST set (class labels) and its rotation set (a continuous label)."""
+    from dml_core.data import prepare_dataset
+    from dml_core.data.synthetic import write_fashion_mnist
+
+    root = tmp_path_factory.mktemp("sanity")
+    raw = write_fashion_mnist(root / "raw", per_class=(12, 4))
+    prepare_dataset("fashion_mnist", raw, root / "fm")
+    prepare_dataset("rotation", raw, root / "rot", seed=1)
+    return root
+
+
+def trial_config(dataset, labels="class", **over):
+    from dml_core.training import TrialConfig
+
+    continuous = labels == "continuous"
+    return TrialConfig.model_validate({
+        "dataset": str(dataset), "labels": labels, "distance": "cosine",
+        "loss": {"name": "log_ratio" if continuous else "contrastive"},
+        "model": {"name": "small_cnn", "embedding_dim": 8, "options": {"width": 4}},
+        "sampler": {"kind": "continuous", "batch_size": 12, "options": {"num_neighbors": 3}} if continuous
+        else {"batch_size": 12, "m_per_class": 4},
+        "train": {"num_threads": 1}, "eval": {"ks": [1, 2], "max_items": 40}, **over,
+    })
+
+
+@pytest.mark.parametrize("partition", [0, 1])
+def test_the_untrained_network_is_the_one_a_trial_of_that_seed_starts_from(tiny_sets, partition):
+    from dml_core.training import Trial
+    from dml_experiment.report.sanity import reference_config, untrained_network
+
+    for seed in (0, 3):
+        config = trial_config(tiny_sets / "fm", seed=seed, partition=partition)
+        trial = Trial(config)
+        got = untrained_network(reference_config(config), seed, trial.train_set.image_shape).state_dict()
+        expected = trial.model.state_dict()
+        assert list(got) == list(expected)
+        assert all(torch.equal(got[k], expected[k]) for k in expected), seed
+
+
+@pytest.mark.parametrize("dataset,labels", [("fm", "class"), ("rot", "continuous")])
+def test_each_reference_equals_the_score_of_a_whole_trial(tiny_sets, dataset, labels):
+    # The independent path: a whole Trial of each seed, scored before any step (what the
+    # references were computed with before), and its network swapped for the raw pixels.
+    from dml_core.training import Trial
+    from dml_experiment.report.sanity import reference_config
+
+    config = trial_config(tiny_sets / dataset, labels)
+    got = reference_records(config, [0, 2])
+    assert [(r["method"], r["seed"]) for r in got] == [(UNTRAINED, 0), (UNTRAINED, 2), (RAW, None)]
+    for record, seed in zip(got, [0, 2]):
+        trial = Trial(reference_config(config).model_copy(update={"seed": seed}))
+        assert record["metrics"] == trial.score(trial.eval_set)[0]
+    trial.model = torch.nn.Flatten()
+    assert got[2]["metrics"] == trial.score(trial.eval_set)[0]
+    assert got[0]["metrics"] != got[1]["metrics"]
+
+
+def test_the_raw_pixel_reference_of_a_class_set_is_c9s_raw_euclidean_baseline(tiny_sets):
+    from dml_experiment.report.baselines import raw_baselines
+    from dml_experiment.report.sanity import raw_from_baselines
+
+    config = trial_config(tiny_sets / "fm")
+    baselines = raw_baselines(tiny_sets / "fm", 40, ks=(1, 2))
+    computed = reference_records(config, [0])[-1]
+    assert computed["method"] == RAW
+    raw = raw_from_baselines(config, baselines)
+    assert raw == computed["metrics"]  # exactly: why the baseline's numbers may stand in
+    assert reference_records(config, [0], raw)[-1] == computed
+    # Anything that makes them other numbers: computed, not reused.
+    other_ks = trial_config(tiny_sets / "fm", eval={"ks": [1], "max_items": 40})
+    assert raw_from_baselines(other_ks, baselines) is None
+    assert raw_from_baselines(trial_config(tiny_sets / "fm", eval={"ks": [1, 2], "max_items": 30}), baselines) is None
+    assert raw_from_baselines(trial_config(tiny_sets / "rot", "continuous"), baselines) is None
+    assert raw_from_baselines(config, [dict(b, status="failed") for b in baselines]) is None
+    assert raw_from_baselines(config, None) is None

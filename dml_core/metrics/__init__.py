@@ -5,12 +5,12 @@
 - `evaluate_continuous`: NDCG@K and Spearman rank correlation for continuous labels.
 - `average_precision_at_k`, `ndcg_at_k`, `spearman`, `kendall_tau`, `rankdata`: functions of
   relevance lists / vectors (NumPy or torch).
-- `normalized_mutual_info`, `kmeans`, `clustering_nmi`; `nearest_neighbors`, `KnnSearcher`;
+- `normalized_mutual_info`, `kmeans`, `lloyd`, `clustering_nmi`; `nearest_neighbors`, `KnnSearcher`;
   `save_embeddings`, `load_embeddings`, `load_metadata` (Parquet).
 
 Only torch and NumPy are imported here; FAISS and pyarrow load when first used.
 """
-from .clustering import clustering_nmi, kmeans, kmeans_plus_plus, normalized_mutual_info
+from .clustering import clustering_nmi, kmeans, kmeans_plus_plus, lloyd, normalized_mutual_info
 from .continuous import evaluate_continuous
 from .evaluate import evaluate, same_class_counts
 from .knn import DISTANCES, KnnSearcher, nearest_neighbors
@@ -28,6 +28,7 @@ __all__ = [
     "kendall_tau",
     "kmeans",
     "kmeans_plus_plus",
+    "lloyd",
     "load_embeddings",
     "load_metadata",
     "metric_names",

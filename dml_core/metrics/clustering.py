@@ -5,8 +5,12 @@ normalized_mutual_info_score with average_method="geometric"), computed from the
 table in NumPy.
 
 k-means = a seeding, then Lloyd's iterations (Lloyd 1982) on FAISS (Johnson, Douze & Jégou
-2019; faiss.Kmeans, seeded), `niter` = 20 of them by default: pytorch-metric-learning's
-FaissKMeans uses 20 too, so the two evaluations pay the same for this part.
+2019; faiss.Clustering, seeded), at most `niter` = 20 of them by default: pytorch-metric-
+learning's FaissKMeans runs FAISS's k-means for 20 iterations too. Ours stop earlier at a fixed
+point: once an iteration leaves the centroids as they were, the assignment no longer changes,
+and neither does any later iteration (each is a deterministic function of the centroids), so
+the result is exactly that of all 20. An objective tolerance (stop when the k-means cost moves
+by less than 1e-4) may stop before the assignment settles, and so change the NMI.
 
 The seeding is what makes well-separated clusters come out with NMI exactly 1. Random seeding
 (FAISS's default, also pytorch-metric-learning's) regularly puts two centroids in one cluster
@@ -199,9 +203,8 @@ def kmeans(
     niter: int = 20,
     spherical: bool = False,
 ) -> np.ndarray:
-    """Cluster index (int64 [n]) of each row of x: `kmeans_plus_plus` seeding, then `niter` FAISS Lloyd iterations."""
-    import faiss  # core dependency, imported lazily so `import dml_core` stays light
-
+    """Cluster index (int64 [n]) of each row of x: `kmeans_plus_plus` seeding, then `lloyd`
+    (at most `niter` FAISS Lloyd iterations, stopping at a fixed point)."""
     x = np.ascontiguousarray(to_numpy(x, "x"), dtype=np.float32)
     n, d = x.shape
     if not 1 <= k <= n:
@@ -209,18 +212,41 @@ def kmeans(
     if k == 1:
         return np.zeros(n, dtype=np.int64)
     init = kmeans_plus_plus(x, k, seed=seed, restarts=restarts)
-    km = faiss.Kmeans(
-        d,
-        k,
-        niter=niter,
-        seed=int(seed) % (2**31),
-        spherical=spherical,
-        # FAISS warns below 39 points per centroid; class-sized clusters are often smaller.
-        min_points_per_centroid=1,
-    )
-    km.train(x, init_centroids=init)
-    _, assign = km.index.search(x, 1)
-    return assign[:, 0].astype(np.int64)
+    return lloyd(x, init, niter=niter, seed=seed, spherical=spherical)[0]
+
+
+def lloyd(x, init, *, niter: int = 20, seed: int = 0, spherical: bool = False) -> tuple[np.ndarray, int]:
+    """(cluster index int64 [n] of each row of x, iterations run): Lloyd's iterations (Lloyd
+    1982) on FAISS from the centroids `init` [k, d], at most `niter`, one FAISS iteration at a
+    time so that they stop at a fixed point (an iteration that leaves the centroids bit for bit
+    as they were: the module docstring says why that is exactly the `niter`-iteration result).
+    FAISS's iteration, empty clusters split as it splits them; `spherical` renormalises the
+    centroids (inner-product assignment), for cosine.
+    """
+    import faiss  # core dependency, imported lazily so `import dml_core` stays light
+
+    x = np.ascontiguousarray(to_numpy(x, "x"), dtype=np.float32)
+    init = np.ascontiguousarray(init, dtype=np.float32)
+    d, k = x.shape[1], init.shape[0]
+    params = faiss.ClusteringParameters()
+    # One iteration per train() call (none for niter=0: the index then holds `init`); each
+    # call starts from the centroids the previous one left in `clus.centroids`.
+    params.niter, params.seed, params.spherical = min(niter, 1), int(seed) % (2**31), spherical
+    # FAISS warns below 39 points per centroid; class-sized clusters are often smaller.
+    params.min_points_per_centroid = 1
+    clus = faiss.Clustering(d, k, params)
+    index = faiss.IndexFlatIP(d) if spherical else faiss.IndexFlatL2(d)
+    faiss.copy_array_to_vector(init.ravel(), clus.centroids)
+    before, runs = init.ravel(), 0
+    while True:
+        clus.train(x, index)
+        runs += params.niter
+        after = faiss.vector_float_to_array(clus.centroids)
+        if runs >= niter or np.array_equal(after, before):
+            break
+        before = after
+    _, assign = index.search(x, 1)
+    return assign[:, 0].astype(np.int64), runs
 
 
 def clustering_nmi(x, labels, *, seed: int = 0, restarts: int = 2, niter: int = 20, spherical: bool = False) -> float:

@@ -19,6 +19,10 @@ d_y is the chord.
   a query whose label distances (or embedding distances) are all equal scores 0.
 
 Ranking and self-exclusion follow `dml_core.metrics.knn` (ties by reference index).
+
+The ranks of the label distances depend on the labels alone: those of the latest labels
+scored are kept (see `LABEL_RANK_CACHE_BYTES`), so scoring several embeddings of the same
+items (one per seed, one per epoch) ranks them once. The metrics are the same either way.
 """
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ import numpy as np
 from ._checks import as_continuous_labels, query_and_reference, query_ks
 from .knn import DEFAULT_MAX_ENTRIES, KnnSearcher, prepare
 from .ranking import GAINS, average_ranks, pearson_rows
+
+# The label-distance ranks of the latest labels scored are kept up to this size (float32).
+# 4,800 items take 92 MB, 8,192 the whole budget; larger sets are ranked again on every call.
+LABEL_RANK_CACHE_BYTES = 256 * 2**20
 
 
 def _label_distances(yq: np.ndarray, yr: np.ndarray) -> np.ndarray:
@@ -46,6 +54,53 @@ def _embedding_keys(q: np.ndarray, ref64: np.ndarray, ref_sq: np.ndarray | None)
     if ref_sq is None:
         return -s
     return np.einsum("ij,ij->i", q, q)[:, None] + ref_sq[None, :] - 2.0 * s
+
+
+def _without_self(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """[m, n] -> [m, n - 1]: row i without column rows[i] (the query itself)."""
+    m, n = a.shape
+    keep = np.ones((m, n), dtype=bool)
+    keep[np.arange(m), rows] = False
+    return a[keep].reshape(m, n - 1)
+
+
+class _LabelRanks:
+    """Per block of queries, the average ranks of their label distances to the reference.
+
+    They are the same for any embedding of the same items, so the latest labels' ranks are
+    kept in the class (one entry per process) and the next call with equal labels reads them.
+    Stored as float32, which is exact: average ranks are half-integers below 2^23.
+    """
+
+    latest: tuple[tuple, np.ndarray] | None = None
+
+    def __init__(self, yq: np.ndarray, yr: np.ndarray, self_mode: bool):
+        self.labels = (self_mode, yq.copy(), yr.copy())
+        cols = yr.shape[0] - int(self_mode)
+        found = _LabelRanks.latest
+        if found is not None and self._same(found[0]):
+            self.ranks, self.filled = found[1], True
+        else:
+            fits = yq.shape[0] * cols * 4 <= LABEL_RANK_CACHE_BYTES and cols < 2**23
+            self.ranks, self.filled = (np.empty((yq.shape[0], cols), np.float32) if fits else None), False
+
+    def _same(self, other: tuple) -> bool:
+        return other[0] == self.labels[0] and all(
+            a.shape == b.shape and np.array_equal(a, b) for a, b in zip(other[1:], self.labels[1:]))
+
+    def block(self, s: int, e: int, dy) -> np.ndarray:
+        """float64 ranks of rows s:e; `dy()` gives their label distances (self excluded) when not kept."""
+        if self.filled:
+            return self.ranks[s:e].astype(np.float64)
+        ranks = average_ranks(dy())
+        if self.ranks is not None:
+            self.ranks[s:e] = ranks
+        return ranks
+
+    def keep(self) -> None:
+        """Called once every row is ranked: only a complete table is kept."""
+        if self.ranks is not None and not self.filled:
+            _LabelRanks.latest = (self.labels, self.ranks)
 
 
 def evaluate_continuous(
@@ -87,6 +142,7 @@ def evaluate_continuous(
     qx = searcher.reference if self_mode else prepare(queries, searcher.distance, "embeddings")
     ref64 = searcher.reference.astype(np.float64) if rank_correlation else None
     ref_sq = np.einsum("ij,ij->i", ref64, ref64) if rank_correlation and searcher.kind == "l2" else None
+    label_ranks = _LabelRanks(yq, yr, self_mode) if rank_correlation else None
     kmax = max(ks)
     discount = 1.0 / np.log2(np.arange(2, kmax + 2, dtype=np.float64))
     ndcg_sum = dict.fromkeys(ks, 0.0)
@@ -99,7 +155,8 @@ def evaluate_continuous(
         rows = np.arange(s, e)
         m = e - s
         _, ids = searcher.search(qx[s:e], kmax, rows if self_mode else None)
-        rel = 1.0 / (1.0 + _label_distances(yq[s:e], yr) / relevance_scale)
+        dy = _label_distances(yq[s:e], yr)  # once per block: the gains and the rank correlation
+        rel = 1.0 / (1.0 + dy / relevance_scale)
         g = rel if gain == "linear" else np.exp2(rel) - 1.0
         if self_mode:
             g[np.arange(m), rows] = 0.0  # gains are > 0 elsewhere, so 0 removes the query from the ideal
@@ -112,13 +169,11 @@ def evaluate_continuous(
             ndcg_sum[k] += float(ratio.sum())
         if rank_correlation:
             dist = _embedding_keys(qx[s:e], ref64, ref_sq)
-            dy = _label_distances(yq[s:e], yr)
-            if self_mode:
-                keep = np.ones((m, n_ref), dtype=bool)
-                keep[np.arange(m), rows] = False
-                dist = dist[keep].reshape(m, n_ref - 1)
-                dy = dy[keep].reshape(m, n_ref - 1)
-            rho_sum += float(pearson_rows(average_ranks(dist), average_ranks(dy)).sum())
+            ry = label_ranks.block(s, e, lambda: _without_self(dy, rows) if self_mode else dy)
+            rx = average_ranks(_without_self(dist, rows) if self_mode else dist)
+            rho_sum += float(pearson_rows(rx, ry).sum())
+    if label_ranks is not None:
+        label_ranks.keep()
 
     out: dict[str, float] = {"queries": n}
     out.update({f"ndcg@{k}": ndcg_sum[k] / n for k in ks})

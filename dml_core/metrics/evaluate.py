@@ -99,7 +99,8 @@ def evaluate(
     FAISS (float32), in query chunks of at most `max_entries` query x neighbour entries
     (queries grouped by R, each chunk searching to its largest R), so memory stays bounded.
     ``index="hnsw"`` makes it approximate (faster on big sets; see benchmarks/eval.py).
-    NMI uses `seed`, `kmeans_restarts` k-means++ seedings and `kmeans_iters` Lloyd steps.
+    NMI uses `seed`, `kmeans_restarts` k-means++ seedings and at most `kmeans_iters` Lloyd steps
+    (fewer once an iteration leaves the centroids unchanged: the same result, Lloyd 1982).
 
     Raises ValueError naming the argument for NaN/inf, mismatched lengths or dims, a k in
     `ks` above the number of items a query can retrieve, or an unknown distance.

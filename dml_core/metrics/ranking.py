@@ -101,15 +101,21 @@ def rankdata(a) -> np.ndarray:
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks within each row of a 2-D float array, ties given their average rank."""
     m, n = x.shape
-    order = np.argsort(x, axis=1, kind="stable")
+    # Any sort gives the same ranks: a tie group's members sit side by side in every sorted
+    # order and each gets the group's mean position. NumPy's default (unstable) sort is ~4x
+    # faster than the stable one on float rows, and the rank correlations sort millions.
+    order = np.argsort(x, axis=1)
     s = np.take_along_axis(x, order, axis=1)
     starts = np.ones((m, n), dtype=bool)
-    starts[:, 1:] = s[:, 1:] != s[:, :-1]
+    np.not_equal(s[:, 1:], s[:, :-1], out=starts[:, 1:])
+    pos = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), (m, n))
+    ranks = np.empty((m, n), dtype=np.float64)
+    if starts.all():  # no ties (embedding distances, mostly): the ranks are the positions
+        np.put_along_axis(ranks, order, pos, axis=1)
+        return ranks
     # One id per tie group across all rows (a row always starts a new group).
     group = np.cumsum(starts.ravel()) - 1
-    pos = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), (m, n)).ravel()
-    mean = np.bincount(group, weights=pos) / np.bincount(group)
-    ranks = np.empty((m, n), dtype=np.float64)
+    mean = np.bincount(group, weights=pos.ravel()) / np.bincount(group)
     np.put_along_axis(ranks, order, mean[group].reshape(m, n), axis=1)
     return ranks
 

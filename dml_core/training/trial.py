@@ -101,10 +101,12 @@ def build_sampler(config: TrialConfig, dataset: PreparedDataset, rank: int, size
     )
 
 
-def trial_splits(cfg: TrialConfig):
+def open_splits(cfg: TrialConfig):
     """(train, val or None, eval or None) of the trial's dataset and class partition. An
     eval.split of None (a tuning trial) never opens the evaluation classes."""
     path = Path(cfg.dataset)
+    if not (path / "card.json").is_file():
+        raise ValueError(f"dataset {str(path)!r} is not a prepared dataset (no card.json); run `dml prepare`")
     if cfg.partition == 0:  # the prepared split, as it always was
         return (PreparedDataset(path, "train"), PreparedDataset(path, cfg.eval.val_split) if cfg.eval.val_split else None,
                 PreparedDataset(path, cfg.eval.split) if cfg.eval.split else None)
@@ -123,6 +125,47 @@ def trial_splits(cfg: TrialConfig):
     return train, val, PreparedDataset(path, cfg.eval.split) if cfg.eval.split else None
 
 
+def build_model(cfg: TrialConfig, image_shape) -> torch.nn.Module:
+    """The trial's embedder on its device, channels-last where the trial runs so. Its weights
+    are drawn from torch's global generator: right after torch.manual_seed(cfg.seed) this is
+    the network a trial of that seed starts from."""
+    opts = input_options(cfg.model.name, cfg.model.options, image_shape)
+    model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **opts).to(cfg.train.device)
+    if use_channels_last(cfg):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def scored_rows(dataset, cfg: TrialConfig) -> np.ndarray:
+    """The rows of `dataset` a trial is scored on: at most eval.max_items, the same share of
+    every class. Seed 0, not the trial seed: every trial of a sweep is scored on the same items."""
+    return stratified_subset(dataset.labels, cfg.eval.max_items, seed=0)
+
+
+def score_model(model: torch.nn.Module, dataset, cfg: TrialConfig, *, rows: np.ndarray | None = None,
+                label_meaning: ContinuousLabel | None = None) -> tuple[dict[str, float], np.ndarray]:
+    """(metrics, float32 embeddings) of `model` on `rows` of `dataset` (default: `scored_rows`),
+    embedded and scored as a trial of `cfg` does: its device, precision and layout, its
+    distance and ks; class labels by `evaluate` (NMI seed 0), a continuous-label set by its
+    continuous label through `label_meaning` (the training split's) with `evaluate_continuous`."""
+    cfg = resolve_precision(cfg)
+    rows = scored_rows(dataset, cfg) if rows is None else rows
+    emb = embed(
+        model, dataset, rows, batch_size=cfg.train.embed_batch_size, device=cfg.train.device,
+        precision=cfg.train.precision, channels_last=use_channels_last(cfg),
+    )
+    if cfg.labels in ("continuous", "binned"):
+        if label_meaning is None:
+            raise ValueError(f"labels: {cfg.labels} are scored by their continuous label: label_meaning is required")
+        # A continuous-label set is scored by its continuous label, whatever the method trained on.
+        y = label_meaning.targets(dataset.continuous_labels[rows]).numpy()
+        ks = [k for k in cfg.eval.ks if k < len(rows)]
+        metrics = evaluate_continuous(emb, y, ks=ks, distance=cfg.eval_distance())
+    else:
+        metrics = evaluate(emb, dataset.labels[rows], ks=cfg.eval.ks, distance=cfg.eval_distance(), nmi=cfg.eval.nmi, seed=0)
+    return metrics, emb
+
+
 class Trial:
     """The state of one trial. `run()` trains from `start_epoch` to the end."""
 
@@ -137,15 +180,9 @@ class Trial:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
 
-        path = Path(cfg.dataset)
-        if not (path / "card.json").is_file():
-            raise ValueError(f"dataset {str(path)!r} is not a prepared dataset (no card.json); run `dml prepare`")
-        self.train_set, self.val_set, self.eval_set = trial_splits(cfg)
-        opts = input_options(cfg.model.name, cfg.model.options, self.train_set.image_shape)
-        self.model = build_embedder(cfg.model.name, cfg.model.embedding_dim, cfg.model.normalize, **opts).to(self.device)
+        self.train_set, self.val_set, self.eval_set = open_splits(cfg)
+        self.model = build_model(cfg, self.train_set.image_shape)
         self.precision, self.channels_last = cfg.train.precision, use_channels_last(cfg)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
         self.scaler = grad_scaler(self.device, self.precision)
         # Sampling losses and miners draw from a generator seeded from the trial seed.
         loss_opts = seeded_options(LOSSES, cfg.loss.name, cfg.loss_options(), cfg.seed, "loss")
@@ -261,24 +298,11 @@ class Trial:
 
     # -- evaluation ------------------------------------------------------------------------------
     def split_rows(self, dataset: PreparedDataset) -> np.ndarray:
-        # Seed 0, not the trial seed: every trial of a sweep is scored on the same items.
-        return stratified_subset(dataset.labels, self.config.eval.max_items, seed=0)
+        return scored_rows(dataset, self.config)
 
     def score(self, dataset: PreparedDataset, rows: np.ndarray | None = None) -> tuple[dict[str, float], np.ndarray]:
-        cfg = self.config
-        rows = self.split_rows(dataset) if rows is None else rows
-        emb = embed(
-            self.model, dataset, rows, batch_size=cfg.train.embed_batch_size, device=self.device,
-            precision=self.precision, channels_last=self.channels_last,
-        )
-        if cfg.labels in ("continuous", "binned"):
-            # A continuous-label set is scored by its continuous label, whatever the method trained on.
-            y = self.label_meaning.targets(dataset.continuous_labels[rows]).numpy()
-            ks = [k for k in cfg.eval.ks if k < len(rows)]
-            metrics = evaluate_continuous(emb, y, ks=ks, distance=cfg.eval_distance())
-        else:
-            metrics = evaluate(emb, dataset.labels[rows], ks=cfg.eval.ks, distance=cfg.eval_distance(), nmi=cfg.eval.nmi, seed=0)
-        return metrics, emb
+        meaning = self.label_meaning if self.config.labels in ("continuous", "binned") else None
+        return score_model(self.model, dataset, self.config, rows=rows, label_meaning=meaning)
 
     def run(self, on_epoch: Callable[[dict, "Trial", int], None] | None = None) -> TrialResult:
         """Train the remaining epochs. `on_epoch(row, trial, epoch)` runs on every rank after

@@ -406,9 +406,15 @@ def comparison_plots(cid: str, comp, profile, records: list[dict], baselines: li
         return out
     seed = trial.get("seed")
     who = f"`{best}` (best mean {label(comp.metric)}; seed {seed})"
+    loaded = []
+
+    def eval_data():  # read once for both figures: the Parquet file, the split, its rows
+        if not loaded:
+            loaded.append(trial_eval_data(trial))
+        return loaded[0]
 
     def emb_map():
-        emb, ds, rows, labels, names = trial_eval_data(trial)
+        emb, ds, rows, labels, names = eval_data()
         panels = []
         if cont and ds.continuous_labels is not None:
             panels.append({"title": f"{best}, seed {seed}", "x": emb, "angles": np.asarray(ds.continuous_labels[rows]).reshape(len(rows), -1)[:, 0]})
@@ -421,7 +427,7 @@ def comparison_plots(cid: str, comp, profile, records: list[dict], baselines: li
         return plots.embedding_map(plots_dir / f"{cid}_embedding.png", f"{cid}: 2-D map of the eval-class embeddings", panels)
 
     def grid():
-        emb, ds, rows, labels, names = trial_eval_data(trial)
+        emb, ds, rows, labels, names = eval_data()
         angles = None
         if cont and ds.continuous_labels is not None:
             angles = np.asarray(ds.continuous_labels[rows]).reshape(len(rows), -1)[:, 0]

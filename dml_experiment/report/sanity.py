@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -38,28 +39,64 @@ def reference_config(config):
     return config.model_copy(update={"eval": config.eval.model_copy(update={"distance": "euclidean"})}, deep=True)
 
 
-def reference_records(config, seeds: list[int]) -> list[dict]:
+def raw_from_baselines(config, baselines: list[dict] | None) -> dict | None:
+    """The raw-pixel reference's metrics when C9's ``raw_euclidean`` baseline already holds
+    them, else None. They are the same numbers: the same pixels (float32, flattened) of the
+    same eval rows, Euclidean, through the same ``evaluate`` with NMI seed 0. So only for
+    class labels, the same dataset directory, split, eval.max_items, ks and nmi."""
+    ev = config.eval
+    if config.labels != "class":
+        return None
+    for r in baselines or []:
+        cfg = r.get("config") or {}
+        want = {"ks": list(ev.ks), "max_items": ev.max_items, "split": ev.split, "nmi": ev.nmi}
+        if (r.get("method") == "raw_euclidean" and r.get("status") == "finished" and cfg.get("distance") == "euclidean"
+                and cfg.get("eval") == want and Path(str(cfg.get("dataset"))).resolve() == Path(config.dataset).resolve()):
+            return dict(r["metrics"])
+    return None
+
+
+def reference_records(config, seeds: list[int], raw: dict | None = None) -> list[dict]:
     """results.json-shaped records of the two references for a comparison's first method.
 
-    ``config`` is that method's TrialConfig (dataset path resolved); the untrained network of
-    seed s is built exactly as a trial of seed s builds it, then scored without a step.
+    ``config`` is that method's TrialConfig (dataset path resolved). The untrained network of
+    seed s is the one a trial of seed s starts from (``untrained_network``). Only the network
+    is built (no loss, miner, optimizer or loader); the eval items are read once and scored by
+    ``score_model``, as a trial scores them. ``raw``: the raw-pixel metrics when already
+    computed (``raw_from_baselines``), used as they are.
     """
     import torch
 
-    from dml_core.training.trial import Trial
+    from dml_core.training import open_splits, score_model, scored_rows
+    from dml_core.training.trial import continuous_label
 
     config = reference_config(config)
+    train_set, _, eval_set = open_splits(config)
+    meaning = None
+    if config.labels != "class":  # mapped by the training split's card, as a trial maps it
+        meaning = continuous_label(train_set, f"labels: {config.labels}, but {config.dataset!r} has no continuous labels")
+    rows = scored_rows(eval_set, config)
     out = []
-    trial = None
     for seed in seeds:
-        trial = Trial(config.model_copy(update={"seed": seed}))
-        metrics, _ = trial.score(trial.eval_set)
+        model = untrained_network(config, seed, train_set.image_shape)
+        metrics, _ = score_model(model, eval_set, config, rows=rows, label_meaning=meaning)
         out.append(_record(UNTRAINED, seed, metrics, config))
-    if trial is not None:
-        trial.model = torch.nn.Flatten()  # the pixels as the models see them
-        metrics, _ = trial.score(trial.eval_set)
-        out.append(_record(RAW, None, metrics, config))
+    if seeds:
+        if raw is None:  # the pixels as the models see them
+            raw, _ = score_model(torch.nn.Flatten(), eval_set, config, rows=rows, label_meaning=meaning)
+        out.append(_record(RAW, None, raw, config))
     return out
+
+
+def untrained_network(config, seed: int, image_shape):
+    """The network a trial of `seed` starts from: torch.manual_seed(seed), then the embedder
+    is the first draw from torch's generator, as in ``Trial``."""
+    import torch
+
+    from dml_core.training import build_model
+
+    torch.manual_seed(seed)
+    return build_model(config, image_shape)
 
 
 def _record(method: str, seed, metrics: dict, config) -> dict:
