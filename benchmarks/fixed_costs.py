@@ -2,7 +2,7 @@
 throughput": fixed costs at most 25% of a trial at quick's horizon, 10% at full's).
 
     .venv/bin/python benchmarks/fixed_costs.py [--profile quick] [--method triplet_batch_semihard]
-                                               [--steps 90,1000] [--full-steps 7500] [--mlflow]
+                                               [--steps N,...] [--full-steps N] [--mlflow]
 
 One final trial of the profile's method (its config as the sweep builds it: precision and
 channels-last resolved for this machine, the final runs' evaluation), in this process, one
@@ -16,9 +16,11 @@ thread, is run the way the Ray trainable runs it, each part timed:
 - tracking (``--mlflow``): ``SweepTracker.log_trial`` into a throw-away SQLite store, the
   per-trial figures and the embeddings artifact included.
 
-The fixed share is (total - training) / total at each horizon in ``--steps`` (steps split
-into epochs of at most the profile's batches per epoch). The full profile's horizon is
-computed, not run: the per-step time measured here times ``--full-steps`` plus the fixed parts
+The fixed share is (total - training) / total at each horizon in ``--steps`` (default: the
+profile's own, epochs x batches per epoch; other horizons are split into epochs of at most
+the profile's batches per epoch). The full profile's horizon is
+computed, not run: the per-step time measured here times ``--full-steps`` (default: the full
+profile's epochs x batches per epoch) plus the fixed parts
 measured with the full profile's evaluation (every evaluation image). Ray's own hand-over
 (~0.15-0.25 s a trial with reused actors) is measured by ``benchmarks/training.py --grid-only``
 and not included here.
@@ -44,6 +46,14 @@ def final_config(profile: str, method: str, steps: int):
     epochs = max(1, round(steps / per_epoch))
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={
         "epochs": epochs, "max_batches_per_epoch": min(per_epoch, steps), "num_threads": 1})})
+
+
+def horizon(profile: str) -> int:
+    """A profile's final-run steps: epochs x batches per epoch."""
+    from dml_experiment.profile import load_profile
+
+    train = load_profile("params.yaml", profile)[1].train
+    return train.epochs * train.max_batches_per_epoch
 
 
 def clock(parts: dict, key: str, fn):
@@ -99,10 +109,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--method", default="triplet_batch_semihard")
-    ap.add_argument("--steps", default="90,1000", help="horizons to run, comma-separated")
-    ap.add_argument("--full-steps", type=int, default=7500, help="the full profile's horizon (computed)")
+    ap.add_argument("--steps", default=None, help="horizons to run, comma-separated (default: the profile's)")
+    ap.add_argument("--full-steps", type=int, default=None, help="the full profile's horizon (computed; default: its own)")
     ap.add_argument("--mlflow", action="store_true", help="time the MLflow logging of the trial too")
     args = ap.parse_args()
+    args.steps = args.steps or str(horizon(args.profile))
+    args.full_steps = args.full_steps or horizon("full")
 
     import torch
 
