@@ -32,16 +32,19 @@ def ref_region(x, y, region, margin):
     return out
 
 
+def anchors(y):
+    """(a, its positives, its negatives) for every row a of labels y, in index order."""
+    for a in range(len(y)):
+        yield a, [p for p in range(len(y)) if p != a and y[p] == y[a]], [n for n in range(len(y)) if y[n] != y[a]]
+
+
 def ref_batch_semihard(x, y):
     d, y = sqdist(x), y.numpy()
     out = []
-    for a in range(len(y)):
-        negs = [n for n in range(len(y)) if y[n] != y[a]]
+    for a, pos, negs in anchors(y):
         if not negs:
             continue
-        for p in range(len(y)):
-            if p == a or y[p] != y[a]:
-                continue
+        for p in pos:
             best = None
             for n in negs:  # strictly smaller wins: ties go to the lower index
                 if d[a, n] > d[a, p] and (best is None or d[a, n] < d[a, best]):
@@ -57,9 +60,7 @@ def ref_batch_semihard(x, y):
 def ref_batch_hard(x, y):
     d, y = sqdist(x), y.numpy()
     out = []
-    for a in range(len(y)):
-        pos = [p for p in range(len(y)) if p != a and y[p] == y[a]]
-        neg = [n for n in range(len(y)) if y[n] != y[a]]
+    for a, pos, neg in anchors(y):
         if pos and neg:
             p = max(pos, key=lambda j: (d[a, j], -j))
             n = min(neg, key=lambda j: (d[a, j], j))
