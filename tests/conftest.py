@@ -139,3 +139,37 @@ def reduce():
     """reduce(terms, reduction): the API's reductions of a list of loss terms, by hand: `mean`
     over all of them, `nonzero` over those > 0, `sum`; 0 when there is none."""
     return _reduce
+
+
+def _refuses_bad_batches(fn) -> None:
+    x, y = torch.randn(5, 3), torch.tensor([0, 0, 1, 1, 2])
+    with pytest.raises(ValueError, match="labels has length 3"):
+        fn(x, y[:3])
+    with pytest.raises(ValueError, match="labels must be an integer"):
+        fn(x, y.double())
+    bad = x.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="embeddings contains NaN"):
+        fn(bad, y)
+
+
+def _zero_with_zero_gradient(loss, labels, **factory) -> None:
+    x = torch.randn(len(labels), 3, requires_grad=True, **factory)
+    out = loss(x, torch.tensor(labels))
+    out.backward()
+    assert out.item() == 0 and torch.equal(x.grad, torch.zeros_like(x))
+
+
+@pytest.fixture
+def refuses_bad_batches():
+    """refuses_bad_batches(fn): asserts that fn(embeddings, labels), a loss or a miner,
+    refuses labels of the wrong length, float class labels and a NaN embedding, naming each."""
+    return _refuses_bad_batches
+
+
+@pytest.fixture
+def zero_with_zero_gradient():
+    """zero_with_zero_gradient(loss, labels, **factory): asserts that the loss of random
+    [len(labels), 3] embeddings (made with torch.randn's `factory` options) is exactly 0 with
+    an exactly zero gradient."""
+    return _zero_with_zero_gradient

@@ -243,25 +243,11 @@ def test_max_triplets_refuses_a_huge_output():
 
 
 @pytest.mark.parametrize("name", sorted(MINERS.names()))
-def test_bad_input_names_the_argument(name):
-    miner = build_miner(name)
-    x, y = torch.randn(5, 3), torch.tensor([0, 0, 1, 1, 2])
-    with pytest.raises(ValueError, match="labels has length 4"):
-        miner(x, y[:4])
-    with pytest.raises(ValueError, match="labels must be an integer"):
-        miner(x, y.float())
-    bad = x.clone()
-    bad[2, 1] = float("nan")
-    with pytest.raises(ValueError, match="embeddings contains NaN"):
-        miner(bad, y)
+def test_bad_input_names_the_argument(name, refuses_bad_batches):
+    refuses_bad_batches(build_miner(name))
 
 
-def test_unknown_miner_and_option():
-    with pytest.raises(ValueError) as e:
-        build_miner("semi_hard")
-    assert all(n in str(e.value) for n in MINERS.names())
-    with pytest.raises(ValueError, match="unknown option 'alpha'"):
-        build_miner("semihard", alpha=0.2)
+def test_a_margin_must_be_positive():
     with pytest.raises(ValueError, match="margin must be > 0"):
         build_miner("easy", margin=0.0)
 
