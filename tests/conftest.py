@@ -1,3 +1,4 @@
+import copy
 import os
 import sys
 
@@ -173,3 +174,45 @@ def zero_with_zero_gradient():
     [len(labels), 3] embeddings (made with torch.randn's `factory` options) is exactly 0 with
     an exactly zero gradient."""
     return _zero_with_zero_gradient
+
+
+# The smallest trial that trains and scores: a small CNN, the triplet loss with batch
+# semi-hard mining, two batches an epoch on one thread.
+TINY_TRIAL = dict(
+    model=dict(name="small_cnn", embedding_dim=8, options=dict(width=4)),
+    loss=dict(name="triplet", options=dict(margin=0.2)),
+    miner=dict(name="batch_semihard"),
+    sampler=dict(batch_size=12, m_per_class=4),
+    train=dict(epochs=3, max_batches_per_epoch=2, num_threads=1),
+    eval=dict(ks=[1, 2], every_epoch=False),
+    seed=3,
+)
+
+
+def _tiny_trial(dataset: str, **over) -> dict:
+    cfg = {**copy.deepcopy(TINY_TRIAL), "dataset": dataset}
+    for key, value in over.items():
+        # A component (loss, miner...) is replaced whole, so that its options never mix
+        # with the default's; the train and eval sections take single settings.
+        cfg[key] = {**cfg[key], **value} if key in ("train", "eval") else value
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_trial():
+    """tiny_trial(dataset, **over) -> the tiny trial's config as a dict: a key of `over`
+    replaces the default's, but for train and eval, whose keys update the default's."""
+    return _tiny_trial
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> str:
+    """A prepared Fashion-MNIST-format set of 24 train and 8 eval images a class, made up
+    (dml_core.data.synthetic); shared by the whole session, so never written to."""
+    from dml_core.data import prepare_dataset
+    from dml_core.data.synthetic import write_fashion_mnist
+
+    root = tmp_path_factory.mktemp("tiny")
+    raw = write_fashion_mnist(root / "raw", per_class=(24, 8))
+    prepare_dataset("fashion_mnist", raw, root / "prepared")
+    return str(root / "prepared")
