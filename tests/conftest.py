@@ -1,6 +1,13 @@
 import copy
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -216,3 +223,53 @@ def tiny_dataset(tmp_path_factory) -> str:
     raw = write_fashion_mnist(root / "raw", per_class=(24, 8))
     prepare_dataset("fashion_mnist", raw, root / "prepared")
     return str(root / "prepared")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], env: dict, log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    # Its own session, so that stopping it ends all its children too.
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, env=env, cwd=cwd or log.parent, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None:
+        return
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 240) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {seconds} s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def processes():
+    """Servers run as background processes, for the tests of the team's services:
+    free_port(); start(args, env, log, cwd=log's folder), its output appended to `log`;
+    stop(proc), SIGTERM then SIGKILL to its whole session (None: nothing to stop);
+    wait_healthy(url, proc, log, seconds=240), until `url` answers (the log's tail if it
+    exits or never answers)."""
+    return SimpleNamespace(free_port=_free_port, start=_start, stop=_stop, wait_healthy=_wait_healthy)
