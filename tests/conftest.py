@@ -273,3 +273,25 @@ def processes():
     wait_healthy(url, proc, log, seconds=240), until `url` answers (the log's tail if it
     exits or never answers)."""
     return SimpleNamespace(free_port=_free_port, start=_start, stop=_stop, wait_healthy=_wait_healthy)
+
+
+@pytest.fixture(scope="session")
+def font_folder(tmp_path_factory):
+    """font_folder(names) -> a new folder of links to the installed files of these font
+    families, laid out as the DVC import lays them out; skips the test where one is not
+    installed, but CI must have them all (`make fonts`)."""
+    from dml_core.data.fonts import SYSTEM_FONT_DIR, find_font, select_families
+
+    def make(names: list[str]) -> Path:
+        try:
+            found = {f.file: find_font(SYSTEM_FONT_DIR, f) for f in select_families(names)}
+        except FileNotFoundError:
+            if os.environ.get("CI"):
+                raise RuntimeError("CI must install the CJK fonts (`make fonts`) before the tests") from None
+            pytest.skip("the CJK font packages are not installed (`make fonts`)")
+        root = tmp_path_factory.mktemp("fonts")
+        for file, path in found.items():
+            (root / file).symlink_to(path)
+        return root
+
+    return make
