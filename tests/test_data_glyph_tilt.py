@@ -9,7 +9,7 @@ import pytest
 from dml_core.data import ContinuousLabel, PreparedDataset, prepare_dataset, read_card
 from dml_core.data.fonts import FAMILIES, select_families
 from dml_core.data.glyph_tilt import draw_jitter
-from dml_core.data.glyphs import FontSet, render
+from dml_core.data.font_source import FontSet, render
 from dml_core.metrics import evaluate_continuous
 
 # Four small families (4-5 MB each), as tests/test_data_glyphs.py.

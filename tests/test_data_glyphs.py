@@ -109,7 +109,7 @@ def test_a_font_whose_glyph_is_empty_is_named_with_the_character(fonts_dir, tmp_
     from fontTools.ttLib import TTFont
     from fontTools.ttLib.tables._g_l_y_f import Glyph
 
-    from dml_core.data.glyphs import BLOCK
+    from dml_core.data.font_source import BLOCK
 
     src = (fonts_dir / "VL-Gothic-Regular.ttf").resolve()
     font = TTFont(src)
