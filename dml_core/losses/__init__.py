@@ -1,6 +1,8 @@
 """Metric-learning losses. `build_loss(name, **opts)` -> nn.Module loss(emb, labels, indices=None)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from .base import MetricLoss
 from .contrastive import ContrastiveLoss
 from .facility_location import FacilityLocationLoss
@@ -13,11 +15,7 @@ from .reducers import REDUCERS, Terms
 from .registry import LOSSES
 from .triplet import TripletMarginLoss
 
-
-def build_loss(name: str, **opts) -> MetricLoss:
-    """A loss by its params.yaml name, e.g. build_loss("triplet", margin=0.2)."""
-    return LOSSES.build(name, **opts)
-
+build_loss: Callable[..., MetricLoss] = LOSSES.build
 
 __all__ = [
     "LOSSES",

@@ -1,6 +1,8 @@
 """Triplet and pair miners. `build_miner(name, **opts)` -> miner(embeddings, labels)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from .all_pairs import AllPairsMiner
 from .all_triplets import AllTripletsMiner
 from .base import MarginMiner, Miner
@@ -11,11 +13,7 @@ from .margin import EasyMiner, HardMiner, SemihardMiner
 from .random_triplets import RandomTripletMiner
 from .registry import MINERS
 
-
-def build_miner(name: str, **opts) -> Miner:
-    """A miner by its params.yaml name, e.g. build_miner("semihard", margin=0.2)."""
-    return MINERS.build(name, **opts)
-
+build_miner: Callable[..., Miner] = MINERS.build
 
 __all__ = [
     "MINERS",
