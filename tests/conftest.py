@@ -213,6 +213,19 @@ def tiny_trial():
 
 
 @pytest.fixture(scope="session")
+def trial_config(tiny_trial):
+    """trial_config(dataset, seed=3) -> the tiny trial's TrialConfig, in fp32 and scored after
+    every epoch, as the tracking tests log it: the registered model is served in fp32 and must
+    give back the very embeddings the trial scored; a bf16 trial's differ from it by bf16
+    rounding (~2e-3)."""
+    from dml_core.training import TrialConfig
+
+    return lambda dataset, seed=3: TrialConfig.model_validate(tiny_trial(
+        dataset, seed=seed, train=dict(precision="fp32"), eval=dict(ks=[1, 2, 4], every_epoch=True),
+    ))
+
+
+@pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> str:
     """A prepared Fashion-MNIST-format set of 24 train and 8 eval images a class, made up
     (dml_core.data.synthetic); shared by the whole session, so never written to."""

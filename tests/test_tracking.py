@@ -46,16 +46,6 @@ SWEEP_CONFIG = {"train": {"epochs": 3, "max_batches_per_epoch": 2}, "seeds": [3,
 
 
 # -- fixtures: one real tiny trial, one store -----------------------------------------------------
-@pytest.fixture(scope="module")
-def trial_config(tiny_trial):
-    """trial_config(dataset, seed=3) -> the tiny trial, in fp32: the registered model is served
-    in fp32 and must give back the very embeddings the trial scored; a bf16 trial's differ
-    from it by bf16 rounding (~2e-3)."""
-    return lambda dataset, seed=3: TrialConfig.model_validate(tiny_trial(
-        dataset, seed=seed, train=dict(precision="fp32"), eval=dict(ks=[1, 2, 4], every_epoch=True),
-    ))
-
-
 def finished_outcome(cfg: TrialConfig, artifacts: Path) -> TrialRecord:
     """A really trained trial, stored the way dml_experiment.runner.write_embeddings stores it."""
     result = run_trial(cfg)
