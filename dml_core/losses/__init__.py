@@ -1,8 +1,6 @@
 """Metric-learning losses. `build_loss(name, **opts)` -> nn.Module loss(emb, labels, indices=None)."""
 from __future__ import annotations
 
-from typing import Callable
-
 from .base import MetricLoss
 from .contrastive import ContrastiveLoss
 from .facility_location import FacilityLocationLoss
@@ -15,7 +13,7 @@ from .reducers import REDUCERS, Terms
 from .registry import LOSSES
 from .triplet import TripletMarginLoss
 
-build_loss: Callable[..., MetricLoss] = LOSSES.build
+build_loss = LOSSES.build
 
 __all__ = [
     "LOSSES",

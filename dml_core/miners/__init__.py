@@ -1,8 +1,6 @@
 """Triplet and pair miners. `build_miner(name, **opts)` -> miner(embeddings, labels)."""
 from __future__ import annotations
 
-from typing import Callable
-
 from .all_pairs import AllPairsMiner
 from .all_triplets import AllTripletsMiner
 from .base import MarginMiner, Miner
@@ -13,7 +11,7 @@ from .margin import EasyMiner, HardMiner, SemihardMiner
 from .random_triplets import RandomTripletMiner
 from .registry import MINERS
 
-build_miner: Callable[..., Miner] = MINERS.build
+build_miner = MINERS.build
 
 __all__ = [
     "MINERS",
