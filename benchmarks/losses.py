@@ -58,6 +58,19 @@ def make_batch(batch: int, seed: int = 0, device: str = "cpu"):
     return emb, labels
 
 
+def timed_step(loss, miner, batch: int, device: str):
+    """One fwd+bwd of `loss` on a fresh batch, with `miner` (None: the loss's own tuples)
+    inside the step, as in training."""
+    emb, labels = make_batch(batch, device=device)
+
+    def step():
+        emb.grad = None
+        idx = miner(emb, labels) if miner else None
+        loss(emb, labels, idx).backward()
+
+    return step
+
+
 def ours_step(name: str, batch: int, device: str = "cpu"):
     from dml_core import build_loss, build_miner
 
@@ -69,14 +82,7 @@ def ours_step(name: str, batch: int, device: str = "cpu"):
         if miner_name in ("semihard", "hard", "easy"):
             kw["max_triplets"] = None
         miner = build_miner(miner_name, **kw)
-    emb, labels = make_batch(batch, device=device)
-
-    def step():
-        emb.grad = None
-        idx = miner(emb, labels) if miner else None
-        loss(emb, labels, idx).backward()
-
-    return step
+    return timed_step(loss, miner, batch, device)
 
 
 def pml_step(name: str, batch: int, device: str = "cpu"):
@@ -95,14 +101,7 @@ def pml_step(name: str, batch: int, device: str = "cpu"):
         miner = miners.BatchHardMiner(distance=sq)
     elif miner_kind == "distance_weighted":
         miner = miners.DistanceWeightedMiner()
-    emb, labels = make_batch(batch, device=device)
-
-    def step():
-        emb.grad = None
-        idx = miner(emb, labels) if miner else None
-        loss(emb, labels, idx).backward()
-
-    return step
+    return timed_step(loss, miner, batch, device)
 
 
 def triplet_count(batch: int) -> int:

@@ -62,59 +62,51 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _trial_timing import FixedBatches  # noqa: E402
 
 
-def trial(dataset: str, batch: int, epochs: int, batches: int, threads: int | None):
+def small_triplet_trial(**fields):
+    """The trial every benchmark here times: a small CNN, the triplet loss on batch
+    semi-hard triplets; `fields` give the rest of its config."""
     from dml_core.training import TrialConfig
 
-    return TrialConfig.model_validate(
-        dict(
-            dataset=dataset,
-            model=dict(name="small_cnn", embedding_dim=64, options=dict(width=16)),
-            loss=dict(name="triplet"),
-            miner=dict(name="batch_semihard"),
-            sampler=dict(batch_size=batch, m_per_class=batch // 3),
-            train=dict(epochs=epochs, max_batches_per_epoch=batches, num_threads=threads, augment=False),
-            eval=dict(max_items=2000, every_epoch=False, nmi=False),
-            seed=0,
-        )
+    return TrialConfig.model_validate(dict(
+        model=dict(name="small_cnn", embedding_dim=64, options=dict(width=16)),
+        loss=dict(name="triplet"),
+        miner=dict(name="batch_semihard"),
+        **fields,
+    ))
+
+
+def trial(dataset: str, batch: int, epochs: int, batches: int, threads: int | None):
+    return small_triplet_trial(
+        dataset=dataset,
+        sampler=dict(batch_size=batch, m_per_class=batch // 3),
+        train=dict(epochs=epochs, max_batches_per_epoch=batches, num_threads=threads, augment=False),
+        eval=dict(max_items=2000, every_epoch=False, nmi=False),
+        seed=0,
     )
 
 
 def grid_config(dataset: str, epochs: int, batches: int, seed: int):
     """A trial of the quick profile's shape (smaller): what a sweep's grid is made of."""
-    from dml_core.training import TrialConfig
-
-    return TrialConfig.model_validate(
-        dict(
-            dataset=os.path.abspath(dataset),
-            model=dict(name="small_cnn", embedding_dim=64, options=dict(width=16)),
-            loss=dict(name="triplet"),
-            miner=dict(name="batch_semihard"),
-            sampler=dict(batch_size=96, m_per_class=4),
-            optimizer=dict(name="adam", lr=0.001),
-            train=dict(epochs=epochs, max_batches_per_epoch=batches, num_threads=1, augment=True, embed_batch_size=1000),
-            eval=dict(max_items=2000, every_epoch=False, val_split=None),
-            seed=seed,
-        )
+    return small_triplet_trial(
+        dataset=os.path.abspath(dataset),
+        sampler=dict(batch_size=96, m_per_class=4),
+        optimizer=dict(name="adam", lr=0.001),
+        train=dict(epochs=epochs, max_batches_per_epoch=batches, num_threads=1, augment=True, embed_batch_size=1000),
+        eval=dict(max_items=2000, every_epoch=False, val_split=None),
+        seed=seed,
     )
 
 
 def comparison_config(dataset: str, batches: int, device: str):
-    from dml_core.training import TrialConfig
-
-    return TrialConfig.model_validate(
-        dict(
-            dataset=dataset,
-            model=dict(name="small_cnn", embedding_dim=64, options=dict(width=16)),
-            loss=dict(name="triplet"),
-            miner=dict(name="batch_semihard"),
-            sampler=dict(batch_size=96, m_per_class=4),
-            # fp32 in NCHW: the bare loop has no autocast and feeds NCHW batches, and the two
-            # must end on bit-identical weights.
-            train=dict(epochs=1, max_batches_per_epoch=batches, num_threads=1, device=device, precision="fp32",
-                       channels_last=False),
-            eval=dict(val_split=None, every_epoch=False, max_items=2, nmi=False),
-            seed=0,
-        )
+    return small_triplet_trial(
+        dataset=dataset,
+        sampler=dict(batch_size=96, m_per_class=4),
+        # fp32 in NCHW: the bare loop has no autocast and feeds NCHW batches, and the two
+        # must end on bit-identical weights.
+        train=dict(epochs=1, max_batches_per_epoch=batches, num_threads=1, device=device, precision="fp32",
+                   channels_last=False),
+        eval=dict(val_split=None, every_epoch=False, max_items=2, nmi=False),
+        seed=0,
     )
 
 

@@ -48,6 +48,8 @@ class Registry(Generic[T]):
         }
 
     def build(self, name: str, **opts: Any) -> T:
+        """The class registered as ``name`` built with ``opts``, each a parameter of its
+        constructor: e.g. ``build_loss("triplet", margin=0.2)``, the losses' build."""
         known = self.options(name)
         unknown = sorted(set(opts) - set(known))
         if unknown:

@@ -43,7 +43,7 @@ import re
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import mlflow
 import numpy as np
@@ -461,23 +461,36 @@ class SweepTracker:
         self._require_started()
         digest = record_digest(record)
         existing = self.search_runs(f"tags.`{PARENT}` = '{self.parent_run_id}' AND tags.`{TRIAL_ID}` = '{record.trial_id}'")
-        for run in existing:
-            if run.data.tags.get(RECORD_DIGEST) != digest:
-                continue  # an earlier outcome of this trial (it failed and ran again): kept
+        # Runs of another digest are earlier outcomes of this trial (it failed and ran again): kept.
+        sent = self.complete_run(r for r in existing if r.data.tags.get(RECORD_DIGEST) == digest)
+        if sent is not None:
+            return sent
+        start = now_ms() - int(max(record.seconds, 0.0) * 1000)
+        tags = {**self._trial_tags(record, tags), RECORD_DIGEST: digest}
+        return self.log_run(start, tags, run_name or record.name, lambda run_id: self._log_trial_data(run_id, record),
+                            failed=record.status != FINISHED)
+
+    def complete_run(self, runs: Iterable) -> str | None:
+        """The id of the first complete run of `runs` (the record was sent before), the
+        half-logged ones met before it discarded; None where there is none."""
+        for run in runs:
             if run.info.status in COMPLETE:
                 return run.info.run_id
             self.discard_run(run.info.run_id)
-        start = now_ms() - int(max(record.seconds, 0.0) * 1000)
-        tags = {**self._trial_tags(record, tags), RECORD_DIGEST: digest}
-        run_id = self.client.create_run(self.experiment_id, start_time=start, tags=tags, run_name=run_name or record.name).info.run_id
+        return None
+
+    def log_run(self, start_ms: int, tags: dict[str, str], run_name: str, log_data: Callable[[str], None], *,
+                failed: bool) -> str:
+        """A run of this experiment started at `start_ms`, filled by log_data(run_id), then
+        ended FAILED where `failed`, else FINISHED. Where log_data fails, the run is ended
+        KILLED, never FAILED (that would read as a failed trial), and a retry deletes it."""
+        run_id = self.client.create_run(self.experiment_id, start_time=start_ms, tags=tags, run_name=run_name).info.run_id
         try:
-            self._log_trial_data(run_id, record)
+            log_data(run_id)
         except BaseException:
-            # Never FAILED: that would read as a failed trial. A retry deletes it.
             self.best_effort(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED)))
             raise
-        status = RunStatus.FINISHED if record.status == FINISHED else RunStatus.FAILED
-        self.client.set_terminated(run_id, RunStatus.to_string(status))
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
         return run_id
 
     def discard_run(self, run_id: str) -> None:

@@ -21,7 +21,7 @@ from dml_experiment.report.tuning import TUNING_FILE
 from dml_experiment.tuning.space import TuneSettings
 from dml_experiment.record import FAILED, TuningResult, TuningTrial
 from dml_experiment.tuning.search import SCORE
-from flows.tracking import COMPLETE, PARENT, ROLE, SWEEP, SweepTracker, metric_key, now_ms, param_value, tag_value
+from flows.tracking import PARENT, ROLE, SWEEP, SweepTracker, metric_key, now_ms, param_value, tag_value
 
 TUNING, TUNING_TRIAL = "tuning", "tuning_trial"
 RECORD = "dml.tuning_trial"  # the TuningTrial (without its history) as JSON, read back on resume
@@ -83,32 +83,27 @@ class TuningTracker:
         is, a half-logged one is ended KILLED and deleted and the trial logged anew."""
         t = self.tracker
         parent = self.runs[rec.method]
-        for run in t.search_runs(f"tags.`{PARENT}` = '{parent}' AND tags.`{ROLE}` = '{TUNING_TRIAL}' "
-                                 f"AND tags.`dml.tuning_index` = '{rec.index}'"):
-            if run.info.status in COMPLETE:
-                return run.info.run_id
-            t.discard_run(run.info.run_id)
+        sent = t.complete_run(t.search_runs(f"tags.`{PARENT}` = '{parent}' AND tags.`{ROLE}` = '{TUNING_TRIAL}' "
+                                            f"AND tags.`dml.tuning_index` = '{rec.index}'"))
+        if sent is not None:
+            return sent
         tags = {PARENT: parent, SWEEP: t.sweep_name, ROLE: TUNING_TRIAL, "dml.method": rec.method,
                 "dml.tuning_index": rec.index, "dml.tuning_status": rec.status,
                 RECORD: json.dumps({**rec.row(), "history": []})}
         if rec.error:
             tags["dml.error"] = rec.error
-        start = now_ms() - int(rec.seconds * 1000)
-        run_id = t.client.create_run(t.experiment_id, start_time=start, tags={k: tag_value(v) for k, v in tags.items()},
-                                     run_name=f"{rec.method}-tune{rec.index}").info.run_id
+        return t.log_run(now_ms() - int(rec.seconds * 1000), {k: tag_value(v) for k, v in tags.items()},
+                         f"{rec.method}-tune{rec.index}", lambda run_id: self._log_data(run_id, rec),
+                         failed=rec.status == FAILED)
+
+    def _log_data(self, run_id: str, rec: TuningTrial) -> None:
+        """The trial's history as step-wise metrics, its score, and its values as params."""
         ts = now_ms()
         metrics = [Metric(metric_key(k), float(v), ts, int(row.get("epoch", i)))
                    for i, row in enumerate(rec.history) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))]
         if rec.score is not None:
             metrics.append(Metric(SCORE, float(rec.score), ts, max(rec.epochs - 1, 0)))
-        try:
-            t.log_batch(run_id, metrics=metrics, params=[Param(k, param_value(v)) for k, v in rec.values.items()])
-        except BaseException:
-            t.best_effort(lambda: t.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED)))
-            raise
-        status = RunStatus.FAILED if rec.status == FAILED else RunStatus.FINISHED
-        t.client.set_terminated(run_id, RunStatus.to_string(status))
-        return run_id
+        self.tracker.log_batch(run_id, metrics=metrics, params=[Param(k, param_value(v)) for k, v in rec.values.items()])
 
     def close(self, result: TuningResult) -> None:
         """End a method's tuning run, with its chosen values as params where a trial scored."""

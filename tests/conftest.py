@@ -1,5 +1,13 @@
+import copy
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -139,3 +147,164 @@ def reduce():
     """reduce(terms, reduction): the API's reductions of a list of loss terms, by hand: `mean`
     over all of them, `nonzero` over those > 0, `sum`; 0 when there is none."""
     return _reduce
+
+
+def _refuses_bad_batches(fn) -> None:
+    x, y = torch.randn(5, 3), torch.tensor([0, 0, 1, 1, 2])
+    with pytest.raises(ValueError, match="labels has length 3"):
+        fn(x, y[:3])
+    with pytest.raises(ValueError, match="labels must be an integer"):
+        fn(x, y.double())
+    bad = x.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="embeddings contains NaN"):
+        fn(bad, y)
+
+
+def _zero_with_zero_gradient(loss, labels, **factory) -> None:
+    x = torch.randn(len(labels), 3, requires_grad=True, **factory)
+    out = loss(x, torch.tensor(labels))
+    out.backward()
+    assert out.item() == 0 and torch.equal(x.grad, torch.zeros_like(x))
+
+
+@pytest.fixture
+def refuses_bad_batches():
+    """refuses_bad_batches(fn): asserts that fn(embeddings, labels), a loss or a miner,
+    refuses labels of the wrong length, float class labels and a NaN embedding, naming each."""
+    return _refuses_bad_batches
+
+
+@pytest.fixture
+def zero_with_zero_gradient():
+    """zero_with_zero_gradient(loss, labels, **factory): asserts that the loss of random
+    [len(labels), 3] embeddings (made with torch.randn's `factory` options) is exactly 0 with
+    an exactly zero gradient."""
+    return _zero_with_zero_gradient
+
+
+# The smallest trial that trains and scores: a small CNN, the triplet loss with batch
+# semi-hard mining, two batches an epoch on one thread.
+TINY_TRIAL = dict(
+    model=dict(name="small_cnn", embedding_dim=8, options=dict(width=4)),
+    loss=dict(name="triplet", options=dict(margin=0.2)),
+    miner=dict(name="batch_semihard"),
+    sampler=dict(batch_size=12, m_per_class=4),
+    train=dict(epochs=3, max_batches_per_epoch=2, num_threads=1),
+    eval=dict(ks=[1, 2], every_epoch=False),
+    seed=3,
+)
+
+
+def _tiny_trial(dataset: str, **over) -> dict:
+    cfg = {**copy.deepcopy(TINY_TRIAL), "dataset": dataset}
+    for key, value in over.items():
+        # A component (loss, miner...) is replaced whole, so that its options never mix
+        # with the default's; the train and eval sections take single settings.
+        cfg[key] = {**cfg[key], **value} if key in ("train", "eval") else value
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_trial():
+    """tiny_trial(dataset, **over) -> the tiny trial's config as a dict: a key of `over`
+    replaces the default's, but for train and eval, whose keys update the default's."""
+    return _tiny_trial
+
+
+@pytest.fixture(scope="session")
+def trial_config(tiny_trial):
+    """trial_config(dataset, seed=3) -> the tiny trial's TrialConfig, in fp32 and scored after
+    every epoch, as the tracking tests log it: the registered model is served in fp32 and must
+    give back the very embeddings the trial scored; a bf16 trial's differ from it by bf16
+    rounding (~2e-3)."""
+    from dml_core.training import TrialConfig
+
+    return lambda dataset, seed=3: TrialConfig.model_validate(tiny_trial(
+        dataset, seed=seed, train=dict(precision="fp32"), eval=dict(ks=[1, 2, 4], every_epoch=True),
+    ))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> str:
+    """A prepared Fashion-MNIST-format set of 24 train and 8 eval images a class, made up
+    (dml_core.data.synthetic); shared by the whole session, so never written to."""
+    from dml_core.data import prepare_dataset
+    from dml_core.data.synthetic import write_fashion_mnist
+
+    root = tmp_path_factory.mktemp("tiny")
+    raw = write_fashion_mnist(root / "raw", per_class=(24, 8))
+    prepare_dataset("fashion_mnist", raw, root / "prepared")
+    return str(root / "prepared")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], env: dict, log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    # Its own session, so that stopping it ends all its children too.
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, env=env, cwd=cwd or log.parent, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None:
+        return
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 240) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {seconds} s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def processes():
+    """Servers run as background processes, for the tests of the team's services:
+    free_port(); start(args, env, log, cwd=log's folder), its output appended to `log`;
+    stop(proc), SIGTERM then SIGKILL to its whole session (None: nothing to stop);
+    wait_healthy(url, proc, log, seconds=240), until `url` answers (the log's tail if it
+    exits or never answers)."""
+    return SimpleNamespace(free_port=_free_port, start=_start, stop=_stop, wait_healthy=_wait_healthy)
+
+
+@pytest.fixture(scope="session")
+def font_folder(tmp_path_factory):
+    """font_folder(names) -> a new folder of links to the installed files of these font
+    families, laid out as the DVC import lays them out; skips the test where one is not
+    installed, but CI must have them all (`make fonts`)."""
+    from dml_core.data.fonts import SYSTEM_FONT_DIR, find_font, select_families
+
+    def make(names: list[str]) -> Path:
+        try:
+            found = {f.file: find_font(SYSTEM_FONT_DIR, f) for f in select_families(names)}
+        except FileNotFoundError:
+            if os.environ.get("CI"):
+                raise RuntimeError("CI must install the CJK fonts (`make fonts`) before the tests") from None
+            pytest.skip("the CJK font packages are not installed (`make fonts`)")
+        root = tmp_path_factory.mktemp("fonts")
+        for file, path in found.items():
+            (root / file).symlink_to(path)
+        return root
+
+    return make

@@ -1,16 +1,15 @@
 """The glyph_tilt source: CJK characters tilted by a seeded angle, the continuous label."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dml_core.data import ContinuousLabel, PreparedDataset, prepare_dataset, read_card
-from dml_core.data.fonts import FAMILIES, SYSTEM_FONT_DIR, find_font, select_families
+from dml_core.data.fonts import FAMILIES, select_families
 from dml_core.data.glyph_tilt import draw_jitter
-from dml_core.data.glyphs import FontSet, render
+from dml_core.data.font_source import FontSet, render
 from dml_core.metrics import evaluate_continuous
 
 # Four small families (4-5 MB each), as tests/test_data_glyphs.py.
@@ -19,28 +18,9 @@ TINY = dict(train_classes=10, val_classes=2, eval_classes=6, families=SMALL, ren
 SPLITS = ("train", "val", "eval")
 
 
-def _installed() -> bool:
-    try:
-        for f in select_families(SMALL):
-            find_font(SYSTEM_FONT_DIR, f)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-if not _installed():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install the CJK fonts (`make fonts`) before the tests")
-    pytest.skip("the CJK font packages are not installed (`make fonts`)", allow_module_level=True)
-
-
 @pytest.fixture(scope="module")
-def fonts_dir(tmp_path_factory) -> Path:
-    """The small families' files, linked into one folder as the DVC import lays them out."""
-    root = tmp_path_factory.mktemp("fonts")
-    for f in select_families(SMALL):
-        (root / f.file).symlink_to(find_font(SYSTEM_FONT_DIR, f))
-    return root
+def fonts_dir(font_folder) -> Path:
+    return font_folder(SMALL)
 
 
 def _everything(out: Path) -> PreparedDataset:

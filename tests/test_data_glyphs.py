@@ -2,44 +2,22 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dml_core.data import PreparedDataset, prepare_dataset, read_card
-from dml_core.data.fonts import FAMILIES, SYSTEM_FONT_DIR, find_font
+from dml_core.data.fonts import FAMILIES
 
 # Four small families (4-5 MB each): printed sans, Song and Gothic designs.
 SMALL = ["ar-pl-sungti", "wqy-microhei", "vl-gothic", "droid-fallback"]
 TINY = dict(train_classes=8, val_classes=2, eval_classes=6, families=SMALL, shard_size=40)
 
 
-def _installed() -> bool:
-    try:
-        for f in FAMILIES:
-            if f.name in SMALL:
-                find_font(SYSTEM_FONT_DIR, f)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-if not _installed():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install the CJK fonts (`make fonts`) before the tests")
-    pytest.skip("the CJK font packages are not installed (`make fonts`)", allow_module_level=True)
-
-
 @pytest.fixture(scope="module")
-def fonts_dir(tmp_path_factory) -> Path:
-    """The small families' files, linked into one folder as the DVC import lays them out."""
-    root = tmp_path_factory.mktemp("fonts")
-    for f in FAMILIES:
-        if f.name in SMALL:
-            (root / f.file).symlink_to(find_font(SYSTEM_FONT_DIR, f))
-    return root
+def fonts_dir(font_folder) -> Path:
+    return font_folder(SMALL)
 
 
 def _shards(out: Path) -> dict[str, bytes]:
@@ -131,7 +109,7 @@ def test_a_font_whose_glyph_is_empty_is_named_with_the_character(fonts_dir, tmp_
     from fontTools.ttLib import TTFont
     from fontTools.ttLib.tables._g_l_y_f import Glyph
 
-    from dml_core.data.glyphs import BLOCK
+    from dml_core.data.font_source import BLOCK
 
     src = (fonts_dir / "VL-Gothic-Regular.ttf").resolve()
     font = TTFont(src)

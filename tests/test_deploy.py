@@ -8,12 +8,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,57 +29,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(args: list[str], env: dict, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
-    """A background process in its own session, so it ends with all its children."""
-    with open(log, "wb") as out:
-        return subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"{url} did not answer in {seconds} s: {log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
-def prefect(tmp_path_factory):
+def prefect(tmp_path_factory, processes):
     """A Prefect server, the process work pool, the deployments of a plain `prefect deploy
     --all` run in the project root, and a worker whose flow runs log to a private MLflow."""
     tmp = tmp_path_factory.mktemp("prefect")
-    port = free_port()
+    port = processes.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DML_", "PREFECT_", "MLFLOW_"))}
     env.update(PREFECT_HOME=str(tmp / "home"), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
                PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONUNBUFFERED="1")
     started = time.perf_counter()
-    server = start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "server.log")
+    server = processes.start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
+                             tmp / "server.log", cwd=ROOT)
     worker = None
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/api/health", server, tmp / "server.log")
+        processes.wait_healthy(f"http://127.0.0.1:{port}/api/health", server, tmp / "server.log", seconds=180)
         pool = subprocess.run([PREFECT, "work-pool", "create", "dml-pool", "--type", "process"], env=env,
                               capture_output=True, text=True, timeout=120)
         assert pool.returncode == 0, pool.stdout + pool.stderr
@@ -92,13 +53,12 @@ def prefect(tmp_path_factory):
         mlflow_db = tmp / "mlflow.db"
         worker_env = dict(env, MLFLOW_TRACKING_URI=f"sqlite:///{mlflow_db}")
         # The worker starts somewhere else than the project: the deployment must say where.
-        worker = start([PREFECT, "worker", "start", "--pool", "dml-pool"], worker_env, tmp / "worker.log", cwd=tmp)
+        worker = processes.start([PREFECT, "worker", "start", "--pool", "dml-pool"], worker_env, tmp / "worker.log", cwd=tmp)
         print(f"prefect server, pool, deploy and worker up in {time.perf_counter() - started:.0f} s")
         yield SimpleNamespace(env=env, tmp=tmp, deploy=deploy, mlflow_uri=f"sqlite:///{mlflow_db}", worker_log=tmp / "worker.log")
     finally:
-        if worker is not None:
-            stop(worker)
-        stop(server)
+        processes.stop(worker)
+        processes.stop(server)
 
 
 def run_deployment(prefect, *params: str, timeout: float = 1200) -> tuple[str, str]:

@@ -22,8 +22,6 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -52,48 +50,14 @@ SEEDS = [0, 1]
 
 
 # -- servers ------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    """A background process in its own session, so it ends with all its children."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(args, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(wait)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            continue
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 240) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer in {seconds} s: {log.read_text()[-3000:]}")
-
-
 class MlflowServer:
     """`mlflow server --app-name basic-auth` as compose runs it (the auth config file names
     the user store; the admin password comes from the environment), restartable on its port
     with its stores kept."""
 
-    def __init__(self, directory: Path, password: str):
-        self.dir, self.port = directory, free_port()
+    def __init__(self, directory: Path, password: str, processes):
+        self.processes = processes
+        self.dir, self.port = directory, processes.free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         config = directory / "basic_auth.ini"
         config.write_text("[mlflow]\ndefault_permission = READ\n"
@@ -104,15 +68,16 @@ class MlflowServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = start([MLFLOW, "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(self.port),
-                           "--workers", "1", "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}",
-                           "--artifacts-destination", str(self.dir / "artifacts")], self.env, self.dir / "server.log")
+        args = [MLFLOW, "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", "1", "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}",
+                "--artifacts-destination", str(self.dir / "artifacts")]
+        self.proc = self.processes.start(args, self.env, self.dir / "server.log")
 
     def wait(self) -> None:
-        wait_healthy(f"{self.uri}/health", self.proc, self.dir / "server.log")
+        self.processes.wait_healthy(f"{self.uri}/health", self.proc, self.dir / "server.log")
 
     def stop(self) -> None:
-        stop(self.proc)
+        self.processes.stop(self.proc)
 
 
 def clean_env() -> dict[str, str]:
@@ -133,7 +98,7 @@ def ray_head(home: Path, temp: Path, env: dict) -> tuple[str, int]:
 
 
 @pytest.fixture(scope="module")
-def team(tmp_path_factory):
+def team(tmp_path_factory, processes):
     """MLflow (basic auth), Prefect (API auth string) and Ray (token auth), each with a fresh
     random secret, and the environment a sweep gets them from."""
     pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs Flask-WTF (the test extra installs it)")
@@ -141,8 +106,8 @@ def team(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("team")
     password, prefect_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    mlflow = MlflowServer(tmp, password)
-    prefect_port = free_port()
+    mlflow = MlflowServer(tmp, password, processes)
+    prefect_port = processes.free_port()
     prefect_env = {**clean_env(), "PREFECT_HOME": str(tmp / "prefect-server"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                    "PREFECT_SERVER_API_AUTH_STRING": f"dml:{prefect_password}"}
     home, temp = tmp / "ray-home", Path("/tmp") / f"dmlfaults{os.getpid()}"
@@ -151,11 +116,11 @@ def team(tmp_path_factory):
     prefect, session = None, None
     try:
         mlflow.start()
-        prefect = start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)], prefect_env,
-                        tmp / "prefect.log")
+        prefect = processes.start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
+                                  prefect_env, tmp / "prefect.log")
         address, session = ray_head(home, temp, ray_env)
         mlflow.wait()
-        wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", prefect, tmp / "prefect.log")
+        processes.wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", prefect, tmp / "prefect.log")
         token = (home / ".ray" / "auth_token").read_text().strip()
         env = {**clean_env(), "PYTHONUNBUFFERED": "1", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                "MLFLOW_TRACKING_URI": mlflow.uri, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password,
@@ -166,7 +131,7 @@ def team(tmp_path_factory):
                               secrets=[password, prefect_password, token], prefect_auth=f"dml:{prefect_password}")
     finally:
         mlflow.stop()
-        stop(prefect)
+        processes.stop(prefect)
         if session is not None:
             stop_cluster(temp, session)
 
@@ -206,9 +171,9 @@ def sweep_args(params: Path, out: Path, experiment: str, *extra: str) -> list[st
             "--set", f"ray.storage_path={out / 'ray'}", "--set", f"mlflow.experiment={experiment}", *extra]
 
 
-def run_until(args, env, log: Path, ready, what: str, timeout: float = 600) -> subprocess.Popen:
+def run_until(processes, args, env, log: Path, ready, what: str, timeout: float = 600) -> subprocess.Popen:
     """Start the sweep (its output into `log`) and return once ready() holds."""
-    proc = start(args, env, log)
+    proc = processes.start(args, env, log)
     deadline = time.time() + timeout
     while not ready():
         assert proc.poll() is None, f"the sweep ended before {what}: {log.read_text()[-4000:]}"
@@ -217,11 +182,11 @@ def run_until(args, env, log: Path, ready, what: str, timeout: float = 600) -> s
     return proc
 
 
-def finish(proc: subprocess.Popen, timeout: float = 600) -> int:
+def finish(processes, proc: subprocess.Popen, timeout: float = 600) -> int:
     try:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        stop(proc)
+        processes.stop(proc)
         raise
 
 
@@ -283,16 +248,16 @@ def test_every_team_service_refuses_a_request_without_credentials(team, mlflow_u
     assert member.returncode == 0 and "NODES 1" in member.stdout, member.stderr[-2000:]
 
 
-def test_mlflow_away_for_30_s_mid_sweep_the_sweep_completes_with_each_trial_once(team, mlflow_up, tmp_path):
+def test_mlflow_away_for_30_s_mid_sweep_the_sweep_completes_with_each_trial_once(team, mlflow_up, processes, tmp_path):
     out, log = tmp_path / "out", tmp_path / "sweep.log"
     args = sweep_args(small_params(tmp_path, tuned=False), out, "faults-outage")
-    proc = run_until(args, team.env, log, lambda: files(out / "report" / "records"), "a finished trial")
+    proc = run_until(processes, args, team.env, log, lambda: files(out / "report" / "records"), "a finished trial")
     stopped = time.time()
     team.mlflow.stop()
     time.sleep(max(0.0, 30 - (time.time() - stopped)))
     team.mlflow.start()
     team.mlflow.wait()
-    assert finish(proc) == 0, log.read_text()[-5000:]
+    assert finish(processes, proc) == 0, log.read_text()[-5000:]
     text = log.read_text()
     assert text.count("cannot be reached") == 1 and text.count("is back after") == 1, text[-5000:]
     runs = runs_of(mlflow_up, "faults-outage")
@@ -307,13 +272,13 @@ def test_mlflow_away_for_30_s_mid_sweep_the_sweep_completes_with_each_trial_once
     assert state[0]["state"]["type"] == "COMPLETED"  # the flow run, on the auth-string Prefect server
 
 
-def test_mlflow_gone_for_good_in_tuning_fails_naming_what_it_lacks_and_a_rerun_sends_it(team, mlflow_up, tmp_path):
+def test_mlflow_gone_for_good_in_tuning_fails_naming_what_it_lacks_and_a_rerun_sends_it(team, mlflow_up, processes, tmp_path):
     out, log = tmp_path / "out", tmp_path / "sweep.log"
     report = out / "report"
     args = sweep_args(small_params(tmp_path, tuned=True), out, "faults-gone", "--set", "mlflow.outage_seconds=5")
-    proc = run_until(args, team.env, log, lambda: files(report / "tuning_records"), "a finished tuning trial")
+    proc = run_until(processes, args, team.env, log, lambda: files(report / "tuning_records"), "a finished tuning trial")
     team.mlflow.stop()
-    assert finish(proc) != 0
+    assert finish(processes, proc) != 0
     text = log.read_text()
     error = next(line for line in reversed(text.splitlines()) if line.startswith("error: "))
     assert team.mlflow.uri in error and "not sent" in error, error
@@ -359,14 +324,14 @@ def partial_files(root: Path) -> list[str]:
     return bad
 
 
-def test_a_full_disk_stops_the_sweep_naming_the_path_and_the_sweep_resumes_once_space_is_freed(team, mlflow_up, tmp_path):
+def test_a_full_disk_stops_the_sweep_naming_the_path_and_the_sweep_resumes_once_space_is_freed(team, mlflow_up, processes, tmp_path):
     with small_filesystem(tmp_path, "6m") as disk:
         filler = disk / "filler"
         # About 2 MiB left: two or three trials (checkpoint, embeddings, model) fit, not four.
         filler.write_bytes(b"\0" * (4 * 1024**2 + 200 * 1024))
         out, log = disk / "sweep", tmp_path / "sweep.log"
         args = sweep_args(small_params(tmp_path, tuned=False), out, "faults-disk")
-        assert finish(start(args, team.env, log)) != 0
+        assert finish(processes, processes.start(args, team.env, log)) != 0
         text = log.read_text()
         error = next(line for line in reversed(text.splitlines()) if line.startswith("error: "))
         assert "No space left on device" in error and str(disk) in error and "free of" in error, error

@@ -105,11 +105,8 @@ def test_float32_close_labels_keep_their_ratio(reduce):
     np.testing.assert_allclose(float(build_loss("log_ratio")(x.float(), y.float())), reduce(ref_log_ratio(x, y.float().double(), 1e-6), "mean"), rtol=1e-4)
 
 
-def test_fewer_than_three_samples_is_zero_with_zero_gradient():
-    x = torch.randn(2, 3, requires_grad=True)
-    loss = build_loss("log_ratio")(x, torch.tensor([0.5, 1.5]))
-    loss.backward()
-    assert loss.item() == 0 and torch.equal(x.grad, torch.zeros_like(x))
+def test_fewer_than_three_samples_is_zero_with_zero_gradient(zero_with_zero_gradient):
+    zero_with_zero_gradient(build_loss("log_ratio"), [0.5, 1.5])
 
 
 def test_class_labels_are_refused():
@@ -121,5 +118,3 @@ def test_class_labels_are_refused():
         loss(x, torch.rand(3))
     with pytest.raises(ValueError, match="labels contains NaN"):
         loss(x, torch.tensor([0.0, float("nan"), 1.0, 2.0]))
-    with pytest.raises(ValueError, match="eps"):
-        build_loss("log_ratio", eps=0.0)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dml_experiment.record import FAILED
-from test_tracking import failed_outcome, finished_outcome, trial_config
+from test_tracking import failed_outcome, finished_outcome
 
 pytestmark = [
     pytest.mark.slow,
@@ -103,17 +103,13 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def logged_sweep(server, tmp_path_factory):
+def logged_sweep(server, tmp_path_factory, tiny_dataset, trial_config):
     """Two trained trials and a failed one, logged to the server as one sweep."""
-    from dml_core.data import prepare_dataset
-    from dml_core.data.synthetic import write_fashion_mnist
     from flows.tracking import SweepTracker
 
-    root = tmp_path_factory.mktemp("ui_data")
-    prepare_dataset("fashion_mnist", write_fashion_mnist(root / "raw", per_class=(24, 8)), root / "prepared")
-    dataset = str(root / "prepared")
-    outcomes = [finished_outcome(trial_config(dataset, seed=s), root / "artifacts") for s in (0, 1)]
-    outcomes.append(failed_outcome(trial_config(dataset, seed=2), outcomes[0].history))
+    artifacts = tmp_path_factory.mktemp("ui_artifacts")
+    outcomes = [finished_outcome(trial_config(tiny_dataset, seed=s), artifacts) for s in (0, 1)]
+    outcomes.append(failed_outcome(trial_config(tiny_dataset, seed=2), outcomes[0].history))
     tracker = SweepTracker("dml-ui", SWEEP, "smoke", {"seeds": [0, 1, 2]}, uri=server, tags={"dml.data_version": "ui.dir"})
     with tracker:
         for o in outcomes:

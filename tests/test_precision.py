@@ -22,31 +22,13 @@ PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 @pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory):
-    from dml_core.data import prepare_dataset
-    from dml_core.data.synthetic import write_fashion_mnist
-
-    root = tmp_path_factory.mktemp("tiny")
-    raw = write_fashion_mnist(root / "raw", per_class=(24, 8))
-    prepare_dataset("fashion_mnist", raw, root / "prepared")
-    return str(root / "prepared")
-
-
-def config(dataset, **train) -> TrialConfig:
-    return TrialConfig.model_validate(dict(
-        dataset=dataset,
-        model=dict(name="small_cnn", embedding_dim=8, options=dict(width=4)),
-        loss=dict(name="triplet", options=dict(margin=0.2)),
-        miner=dict(name="batch_semihard"),
-        sampler=dict(batch_size=12, m_per_class=4),
-        train=dict(epochs=2, max_batches_per_epoch=2, num_threads=1, **train),
-        eval=dict(ks=[1, 2], every_epoch=False),
-        seed=3,
-    ))
+def config(tiny_trial):
+    """config(dataset, **train) -> the tiny trial, two epochs long, with these train settings."""
+    return lambda dataset, **train: TrialConfig.model_validate(tiny_trial(dataset, train=dict(epochs=2, **train)))
 
 
 # -- validation ------------------------------------------------------------------------------------
-def test_fp16_on_a_cpu_is_refused_naming_the_key():
+def test_fp16_on_a_cpu_is_refused_naming_the_key(config):
     with pytest.raises(ValueError, match=r"train\.precision[\s\S]*fp16 needs a CUDA device"):
         config("d", precision="fp16")
     config("d", precision="fp16", device="cuda")  # validation needs no GPU: the device is named
@@ -77,7 +59,7 @@ def test_cpu_bf16_flags_come_from_cpuinfo(tmp_path):
 
 
 @pytest.mark.parametrize("flags, want", [(("amx_bf16",), "bf16"), (("avx512_bf16",), "bf16"), ((), "fp32")])
-def test_auto_is_bf16_on_a_cpu_with_bf16_arithmetic_else_fp32(monkeypatch, flags, want):
+def test_auto_is_bf16_on_a_cpu_with_bf16_arithmetic_else_fp32(monkeypatch, flags, want, config):
     monkeypatch.setattr(precision_mod, "cpu_bf16_flags", lambda: flags)
     default_precision.cache_clear()
     try:
@@ -88,14 +70,14 @@ def test_auto_is_bf16_on_a_cpu_with_bf16_arithmetic_else_fp32(monkeypatch, flags
         default_precision.cache_clear()
 
 
-def test_a_concrete_precision_is_left_as_it_is():
+def test_a_concrete_precision_is_left_as_it_is(config):
     cfg = config("d", precision="fp32")
     assert resolve_precision(cfg) is cfg
     assert default_precision("cuda") in ("bf16", "fp32")  # never fp16, GPU or not
 
 
 # -- identity ------------------------------------------------------------------------------------------
-def test_the_trial_id_changes_with_the_precision():
+def test_the_trial_id_changes_with_the_precision(config):
     ids = {p: trial_id(config("d", precision=p)) for p in ("fp32", "bf16")}
     ids["fp16"] = trial_id(config("d", precision="fp16", device="cuda"))
     assert len(set(ids.values())) == 3
@@ -106,7 +88,7 @@ def test_the_trial_id_changes_with_the_precision():
     assert trial_id(config("d", precision="bf16", channels_last=False)) != ids["bf16"]
 
 
-def test_fp32_without_channels_last_keeps_the_id_trials_had_before_precision_existed():
+def test_fp32_without_channels_last_keeps_the_id_trials_had_before_precision_existed(config):
     cfg = config("d", precision="fp32", channels_last=False)
     before = cfg.model_dump(mode="json")
     before.pop("partition"), before.pop("partition_scope")
@@ -127,14 +109,14 @@ def test_the_profile_expands_concrete_precisions_and_logs_the_choice_once(caplog
     assert {t.train.precision for t in forced.method_trials("triplet_batch_semihard")} == {"fp32"}
 
 
-def test_the_precision_is_an_mlflow_param_of_the_trial():
+def test_the_precision_is_an_mlflow_param_of_the_trial(config):
     tracking = pytest.importorskip("flows.tracking")
     params = tracking.params_of(resolve_precision(config("d", precision="bf16")).model_dump(mode="json"))
     assert params["train.precision"] == "bf16" and params["train.channels_last"] == "null"
 
 
 # -- channels-last ---------------------------------------------------------------------------------------
-def test_channels_last_is_on_for_convolutional_backbones_only():
+def test_channels_last_is_on_for_convolutional_backbones_only(config):
     assert convolutional("small_cnn") and convolutional("resnet") and not convolutional("mlp")
     assert use_channels_last(config("d")) and not use_channels_last(config("d", channels_last=False))
     mlp = TrialConfig.model_validate(dict(dataset="d", loss=dict(name="triplet"), model=dict(name="mlp")))
@@ -154,7 +136,7 @@ class Spy(torch.nn.Module):
         return self.inner(emb, labels, *rest)
 
 
-def test_the_miner_and_the_loss_see_float32_while_the_network_runs_in_bf16(tiny_dataset):
+def test_the_miner_and_the_loss_see_float32_while_the_network_runs_in_bf16(tiny_dataset, config):
     trial = Trial(config(tiny_dataset, precision="bf16"))
     trial.loss, trial.miner = Spy(trial.loss), Spy(trial.miner)
     seen = {}
@@ -171,7 +153,7 @@ def test_the_miner_and_the_loss_see_float32_while_the_network_runs_in_bf16(tiny_
     assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_a_bf16_trial_trains_and_evaluates(tiny_dataset):
+def test_a_bf16_trial_trains_and_evaluates(tiny_dataset, config):
     result = run_trial(config(tiny_dataset, precision="bf16"))
     assert result.config.train.precision == "bf16"
     assert result.embeddings.dtype == np.float32 and np.isfinite(result.embeddings).all()
@@ -179,7 +161,7 @@ def test_a_bf16_trial_trains_and_evaluates(tiny_dataset):
     np.testing.assert_allclose(np.linalg.norm(result.embeddings, axis=1), 1.0, atol=1e-5)  # normalised in float32
 
 
-def test_embedding_in_bf16_returns_float32_close_to_fp32(tiny_dataset):
+def test_embedding_in_bf16_returns_float32_close_to_fp32(tiny_dataset, config):
     trial = Trial(config(tiny_dataset, precision="fp32", channels_last=False))
     rows = np.arange(40)
     ref = embed(trial.model, trial.train_set, rows, batch_size=16)
@@ -199,7 +181,7 @@ def test_fp32_autocast_is_no_context_at_all():
 
 
 @pytest.mark.skipif(not CUDA, reason="fp16 with a GradScaler needs CUDA")
-def test_an_fp16_trial_trains_on_cuda_with_a_loss_scaler(tiny_dataset):
+def test_an_fp16_trial_trains_on_cuda_with_a_loss_scaler(tiny_dataset, config):
     trial = Trial(config(tiny_dataset, precision="fp16", device="cuda", grad_clip=1.0))
     assert trial.scaler.is_enabled()
     trial.loss = Spy(trial.loss)
@@ -211,6 +193,6 @@ def test_an_fp16_trial_trains_on_cuda_with_a_loss_scaler(tiny_dataset):
 
 
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
-def test_a_bf16_trial_trains_and_evaluates_on_cuda(tiny_dataset):
+def test_a_bf16_trial_trains_and_evaluates_on_cuda(tiny_dataset, config):
     result = run_trial(config(tiny_dataset, precision="bf16", device="cuda"))
     assert result.embeddings.dtype == np.float32 and np.isfinite(result.embeddings).all()

@@ -46,21 +46,6 @@ SWEEP_CONFIG = {"train": {"epochs": 3, "max_batches_per_epoch": 2}, "seeds": [3,
 
 
 # -- fixtures: one real tiny trial, one store -----------------------------------------------------
-def trial_config(dataset: str, seed: int = 3) -> TrialConfig:
-    return TrialConfig.model_validate(dict(
-        dataset=dataset,
-        model=dict(name="small_cnn", embedding_dim=8, options=dict(width=4)),
-        loss=dict(name="triplet", options=dict(margin=0.2)),
-        miner=dict(name="batch_semihard"),
-        sampler=dict(batch_size=12, m_per_class=4),
-        # fp32: the registered model is served in fp32 and must give back the very embeddings
-        # the trial scored; a bf16 trial's differ from it by bf16 rounding (~2e-3).
-        train=dict(epochs=3, max_batches_per_epoch=2, num_threads=1, precision="fp32"),
-        eval=dict(ks=[1, 2, 4]),
-        seed=seed,
-    ))
-
-
 def finished_outcome(cfg: TrialConfig, artifacts: Path) -> TrialRecord:
     """A really trained trial, stored the way dml_experiment.runner.write_embeddings stores it."""
     result = run_trial(cfg)
@@ -87,16 +72,10 @@ def failed_outcome(cfg: TrialConfig, history: list[dict]) -> TrialRecord:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from dml_core.data import prepare_dataset
-    from dml_core.data.synthetic import write_fashion_mnist
-
-    root = tmp_path_factory.mktemp("tracking_data")
-    prepare_dataset("fashion_mnist", write_fashion_mnist(root / "raw", per_class=(24, 8)), root / "prepared")
-    dataset = str(root / "prepared")
-    ok = finished_outcome(trial_config(dataset, seed=3), root / "artifacts")
-    bad = failed_outcome(trial_config(dataset, seed=4), ok.history)
-    return SimpleNamespace(dataset=dataset, ok=ok, bad=bad)
+def trained(tmp_path_factory, tiny_dataset, trial_config):
+    ok = finished_outcome(trial_config(tiny_dataset, seed=3), tmp_path_factory.mktemp("artifacts"))
+    bad = failed_outcome(trial_config(tiny_dataset, seed=4), ok.history)
+    return SimpleNamespace(dataset=tiny_dataset, ok=ok, bad=bad)
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +344,7 @@ def test_every_run_name_of_a_sweep_is_unique_and_names_its_arm_and_seed(profile)
         assert {"contrastive-seed0", "contrastive_pos_margin-seed0", "contrastive_binned-seed0"} <= set(names.values())
 
 
-def test_grid_trials_and_clashing_names_stay_unique(trained):
+def test_grid_trials_and_clashing_names_stay_unique(trained, trial_config):
     base = trial_config(trained.dataset, seed=0)
     other_margin = base.model_copy(update={"loss": base.loss.model_copy(update={"options": {"margin": 0.5}})})
     names = trial_run_names([("grid", base), ("grid", other_margin), ("triplet_all", base.model_copy(update={"seed": 1}))])
@@ -376,7 +355,7 @@ def test_grid_trials_and_clashing_names_stay_unique(trained):
     ]
 
 
-def test_the_partition_of_a_dataset_card_is_in_the_run_name(trained, tmp_path):
+def test_the_partition_of_a_dataset_card_is_in_the_run_name(trained, tmp_path, trial_config):
     card = json.loads((Path(trained.dataset) / "card.json").read_text())
     card["params"]["partition"] = 3
     (tmp_path / "card.json").write_text(json.dumps(card))

@@ -14,52 +14,22 @@ from dml_core.training.distributed import global_batch, loss_scale
 from dml_core.training.trial import Trial
 
 
-@pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory):
-    from dml_core.data import prepare_dataset
-    from dml_core.data.synthetic import write_fashion_mnist
-
-    root = tmp_path_factory.mktemp("tiny")
-    raw = write_fashion_mnist(root / "raw", per_class=(24, 8))
-    prepare_dataset("fashion_mnist", raw, root / "prepared")
-    return str(root / "prepared")
-
-
-def config(dataset, **over):
-    cfg = dict(
-        dataset=dataset,
-        model=dict(name="small_cnn", embedding_dim=8, options=dict(width=4)),
-        loss=dict(name="triplet", options=dict(margin=0.2)),
-        miner=dict(name="batch_semihard"),
-        sampler=dict(batch_size=12, m_per_class=4),
-        train=dict(epochs=3, max_batches_per_epoch=2, num_threads=1),
-        eval=dict(ks=[1, 2], every_epoch=False),
-        seed=3,
-    )
-    for k, v in over.items():
-        if isinstance(v, dict):
-            cfg[k] = {**cfg.get(k, {}), **v}
-        else:
-            cfg[k] = v
-    return cfg
-
-
-def test_trial_is_deterministic_for_a_seed(tiny_dataset):
-    a, b = run_trial(config(tiny_dataset)), run_trial(config(tiny_dataset))
+def test_trial_is_deterministic_for_a_seed(tiny_dataset, tiny_trial):
+    a, b = run_trial(tiny_trial(tiny_dataset)), run_trial(tiny_trial(tiny_dataset))
     assert a.history == b.history
     np.testing.assert_array_equal(a.embeddings, b.embeddings)
     assert set(a.metrics) >= {"recall@1", "recall@2", "map@r", "r_precision", "nmi", "precision@1"}
     assert len(a.history) == 3 and all("val/recall@1" in row for row in a.history)
     assert "eval/recall@1" in a.history[-1] and "eval/recall@1" not in a.history[0]
     assert a.embeddings.shape == (len(a.labels), 8)
-    c = run_trial(config(tiny_dataset, seed=4))
+    c = run_trial(tiny_trial(tiny_dataset, seed=4))
     assert c.history != a.history
 
 
-def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_dataset):
-    full = run_trial(config(tiny_dataset, miner=dict(name="random")))
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_dataset, tiny_trial):
+    full = run_trial(tiny_trial(tiny_dataset, miner=dict(name="random")))
     saved = {}
-    first = Trial(TrialConfig.model_validate(config(tiny_dataset, miner=dict(name="random"))))
+    first = Trial(TrialConfig.model_validate(tiny_trial(tiny_dataset, miner=dict(name="random"))))
     first.config.train.epochs = 3
 
     def keep(row, trial, epoch):
@@ -67,27 +37,27 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_dataset):
             saved["state"] = trial.state(epoch)
 
     first.run(on_epoch=keep)
-    resumed = run_trial(config(tiny_dataset, miner=dict(name="random")), resume=saved["state"])
+    resumed = run_trial(tiny_trial(tiny_dataset, miner=dict(name="random")), resume=saved["state"])
     assert resumed.history == full.history
     np.testing.assert_array_equal(resumed.embeddings, full.embeddings)
 
 
-def test_divergence_is_a_trial_error(tiny_dataset):
+def test_divergence_is_a_trial_error(tiny_dataset, tiny_trial):
     with pytest.raises(TrialError, match="NaN or inf"):
-        run_trial(config(tiny_dataset, optimizer=dict(name="sgd", lr=1e30, momentum=0.0), loss=dict(name="contrastive", options={})))
+        run_trial(tiny_trial(tiny_dataset, optimizer=dict(name="sgd", lr=1e30, momentum=0.0), loss=dict(name="contrastive", options={})))
 
 
-def test_bad_config_names_the_key(tiny_dataset):
+def test_bad_config_names_the_key(tiny_dataset, tiny_trial):
     with pytest.raises(ValueError, match="unknown option 'margn' for loss 'triplet'"):
-        TrialConfig.model_validate(config(tiny_dataset, loss=dict(name="triplet", options=dict(margn=1))))
+        TrialConfig.model_validate(tiny_trial(tiny_dataset, loss=dict(name="triplet", options=dict(margn=1))))
     with pytest.raises(ValueError, match="unknown miner name 'semi'"):
-        TrialConfig.model_validate(config(tiny_dataset, miner=dict(name="semi")))
+        TrialConfig.model_validate(tiny_trial(tiny_dataset, miner=dict(name="semi")))
     with pytest.raises(ValueError, match="epochs"):
-        TrialConfig.model_validate(config(tiny_dataset, train=dict(epochs=0)))
+        TrialConfig.model_validate(tiny_trial(tiny_dataset, train=dict(epochs=0)))
     with pytest.raises(ValueError, match="optimiser|Extra inputs"):
-        TrialConfig.model_validate({**config(tiny_dataset), "optimiser": {}})
+        TrialConfig.model_validate({**tiny_trial(tiny_dataset), "optimiser": {}})
     with pytest.raises(ValueError, match="not a prepared dataset"):
-        run_trial(config("/nonexistent/dir"))
+        run_trial(tiny_trial("/nonexistent/dir"))
 
 
 def free_port() -> int:

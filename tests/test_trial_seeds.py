@@ -11,26 +11,11 @@ from dml_core.training.trial import Trial, derived_seed
 
 
 @pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory):
-    from dml_core.data import prepare_dataset
-    from dml_core.data.synthetic import write_fashion_mnist
-
-    root = tmp_path_factory.mktemp("tiny")
-    raw = write_fashion_mnist(root / "raw", per_class=(8, 4))
-    prepare_dataset("fashion_mnist", raw, root / "prepared")
-    return str(root / "prepared")
-
-
-def config(dataset, seed, loss, miner=None):
-    return TrialConfig.model_validate(dict(
-        dataset=dataset,
-        model=dict(name="small_cnn", embedding_dim=8, options=dict(width=4)),
-        loss=loss,
-        miner=miner,
-        sampler=dict(batch_size=12, m_per_class=4),
-        train=dict(epochs=1, max_batches_per_epoch=1, num_threads=1),
-        eval=dict(ks=[1], every_epoch=False, val_split=None, nmi=False),
-        seed=seed,
+def config(tiny_dataset, tiny_trial):
+    """config(seed, loss, miner=None) -> the tiny trial: one batch, scored on the eval split only."""
+    return lambda seed, loss, miner=None: TrialConfig.model_validate(tiny_trial(
+        tiny_dataset, seed=seed, loss=loss, miner=miner, train=dict(epochs=1, max_batches_per_epoch=1),
+        eval=dict(ks=[1], val_split=None, nmi=False),
     ))
 
 
@@ -57,25 +42,25 @@ def miner_draws(trial):
 
 
 @pytest.mark.parametrize("loss", [NCE, INFONCE], ids=["nce", "infonce_num_negatives"])
-def test_the_trial_seed_moves_the_negatives_a_loss_draws(tiny_dataset, loss):
-    a = loss_draws(Trial(config(tiny_dataset, 3, loss)))
-    again = loss_draws(Trial(config(tiny_dataset, 3, loss)))
-    b = loss_draws(Trial(config(tiny_dataset, 4, loss)))
+def test_the_trial_seed_moves_the_negatives_a_loss_draws(config, loss):
+    a = loss_draws(Trial(config(3, loss)))
+    again = loss_draws(Trial(config(3, loss)))
+    b = loss_draws(Trial(config(4, loss)))
     assert a == again
     assert a != b
 
 
-def test_the_trial_seed_moves_the_random_miners_triplets(tiny_dataset):
-    a = miner_draws(Trial(config(tiny_dataset, 3, TRIPLET, RANDOM)))
-    again = miner_draws(Trial(config(tiny_dataset, 3, TRIPLET, RANDOM)))
-    b = miner_draws(Trial(config(tiny_dataset, 4, TRIPLET, RANDOM)))
+def test_the_trial_seed_moves_the_random_miners_triplets(config):
+    a = miner_draws(Trial(config(3, TRIPLET, RANDOM)))
+    again = miner_draws(Trial(config(3, TRIPLET, RANDOM)))
+    b = miner_draws(Trial(config(4, TRIPLET, RANDOM)))
     for x, y in zip(a, again):
         assert torch.equal(x, y)
     assert any(not torch.equal(x, y) for x, y in zip(a, b))
 
 
-def test_the_derived_seeds_are_stable_and_distinct_per_component(tiny_dataset):
-    trial = Trial(config(tiny_dataset, 3, NCE, RANDOM))
+def test_the_derived_seeds_are_stable_and_distinct_per_component(config):
+    trial = Trial(config(3, NCE, RANDOM))
     assert trial.loss.seed == derived_seed(3, "loss") and trial.miner.seed == derived_seed(3, "miner")
     assert derived_seed(3, "loss") != derived_seed(3, "miner") != derived_seed(4, "miner")
     # a fixed value: the derivation must not depend on the process (no hash())
@@ -83,30 +68,30 @@ def test_the_derived_seeds_are_stable_and_distinct_per_component(tiny_dataset):
     assert 0 <= derived_seed(-5, "miner") < 2**63
 
 
-def test_the_derived_seed_stays_out_of_the_config_and_the_trial_id(tiny_dataset):
-    cfg = config(tiny_dataset, 3, NCE, RANDOM)
+def test_the_derived_seed_stays_out_of_the_config_and_the_trial_id(config):
+    cfg = config(3, NCE, RANDOM)
     before = (trial_id(cfg), cfg.model_dump())
     Trial(cfg)
     assert (trial_id(cfg), cfg.model_dump()) == before
     assert "seed" not in cfg.loss.options and "seed" not in cfg.miner.options
 
 
-def test_a_seed_written_in_the_options_wins(tiny_dataset):
+def test_a_seed_written_in_the_options_wins(config):
     loss = dict(name="nce", options=dict(num_noise=3, seed=11))
-    a = Trial(config(tiny_dataset, 3, loss, dict(name="random", options=dict(seed=5))))
-    b = Trial(config(tiny_dataset, 4, loss, dict(name="random", options=dict(seed=5))))
+    a = Trial(config(3, loss, dict(name="random", options=dict(seed=5))))
+    b = Trial(config(4, loss, dict(name="random", options=dict(seed=5))))
     assert a.loss.seed == b.loss.seed == 11 and a.miner.seed == b.miner.seed == 5
     assert loss_draws(a) == loss_draws(b)
 
 
-def test_components_without_a_seed_option_build_as_before(tiny_dataset):
-    trial = Trial(config(tiny_dataset, 3, TRIPLET, dict(name="batch_semihard")))
+def test_components_without_a_seed_option_build_as_before(config):
+    trial = Trial(config(3, TRIPLET, dict(name="batch_semihard")))
     assert not hasattr(trial.loss, "seed") and not hasattr(trial.miner, "seed")
 
 
-def test_an_nce_trial_resumes_its_generators(tiny_dataset):
+def test_an_nce_trial_resumes_its_generators(config):
     def cfg():
-        c = config(tiny_dataset, 7, dict(name="nce", options=dict(num_noise=1)), RANDOM)
+        c = config(7, dict(name="nce", options=dict(num_noise=1)), RANDOM)
         c.train.epochs, c.train.max_batches_per_epoch = 2, 2
         return c
 

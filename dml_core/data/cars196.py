@@ -17,13 +17,12 @@ release's ``test`` flag and the bounding boxes. Reading .mat files needs SciPy.
 """
 from __future__ import annotations
 
-from functools import partialmethod
 from pathlib import Path
 
 import numpy as np
 
 from .photo_source import ClassRangePhotoSource
-from .source import SOURCES, SourceData, require_dir, sha256_file
+from .source import SOURCES, SourceData, sha256_file
 
 ANNOTATIONS = "cars_annos.mat"
 
@@ -55,7 +54,7 @@ def read_cars_annos(path: Path) -> tuple[list[str], np.ndarray, list[str]]:
 
 
 @SOURCES.register("cars196")
-class Cars196(ClassRangePhotoSource):
+class Cars196(ClassRangePhotoSource, val_classes=20):
     """Cars196 from cars_annos.mat; first ``train_classes`` (default 98) classes train."""
 
     description = "Cars196 (Stanford Cars), all images pooled; classes 1-98 train, 99-196 eval (DML protocol)."
@@ -65,10 +64,7 @@ class Cars196(ClassRangePhotoSource):
     )
     layout = "cars_annos.mat + car_ims/"
 
-    __init__ = partialmethod(ClassRangePhotoSource.__init__, val_classes=20)
-
-    def load(self, raw_dir: Path) -> SourceData:
-        root = require_dir(raw_dir)
+    def read(self, root: Path) -> SourceData:
         annos = root / ANNOTATIONS
         relpaths, class_ids, names = read_cars_annos(annos)
         num_classes = len(names)

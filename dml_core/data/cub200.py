@@ -18,7 +18,6 @@ Bounding boxes are not used.
 """
 from __future__ import annotations
 
-from functools import partialmethod
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,6 @@ from .source import (
     find_release_root,
     parse_int,
     read_table,
-    require_dir,
     sha256_file,
 )
 
@@ -38,7 +36,7 @@ RELEASE_DIR = "CUB_200_2011"
 
 
 @SOURCES.register("cub200")
-class CUB200(ClassRangePhotoSource):
+class CUB200(ClassRangePhotoSource, val_classes=20):
     """CUB-200-2011 from its release layout; first ``train_classes`` (default 100) train."""
 
     description = "CUB-200-2011 birds; classes 1-100 train, 101-200 eval (DML protocol), resized square RGB."
@@ -48,10 +46,8 @@ class CUB200(ClassRangePhotoSource):
     )
     layout = "CUB_200_2011/{classes.txt, images.txt, image_class_labels.txt, images/}"
 
-    __init__ = partialmethod(ClassRangePhotoSource.__init__, val_classes=20)
-
-    def load(self, raw_dir: Path) -> SourceData:
-        root = find_release_root(require_dir(raw_dir), RELEASE_DIR, "images.txt")
+    def read(self, raw_dir: Path) -> SourceData:
+        root = find_release_root(raw_dir, RELEASE_DIR, "images.txt")
         files = {name: root / name for name in ("classes.txt", "images.txt", "image_class_labels.txt")}
         classes = read_table(files["classes.txt"], 2)
         images = read_table(files["images.txt"], 2)

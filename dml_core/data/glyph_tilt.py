@@ -18,7 +18,7 @@ vary per image, so that raw pixels cannot read the tilt. On the rotated Fashion-
 barely overlap unless they share position and size, whatever their tilts. A tilted, shifted
 glyph may lose a few pixels of a corner at the frame's edge; the strokes still show the tilt.
 
-The split is the glyphs one (``split_characters``): characters by a seeded permutation
+The split is the glyphs one (``font_source.py``): characters by a seeded permutation
 (``partition``), the first ``train_classes`` train (the last ``val_classes`` of them held
 out as ``val``), the next ``eval_classes`` evaluate, so evaluation is on characters never
 seen in training. The jitter is drawn per (character, render) over all shared characters
@@ -37,16 +37,13 @@ and font files give the same bytes.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from ..validation import check_count
 from .continuous import LINEAR
-from .fonts import SYSTEM_FONT_DIR, select_families
-from .glyphs import FontSet, characters_entry, class_names, render, split_characters
-from .images import ArrayImages
-from .source import SOURCES, Source, SourceData
+from .font_source import FontSource, render
+from .source import SOURCES
 
 
 def continuous_info(max_tilt: float) -> dict:
@@ -87,7 +84,7 @@ def check_range(value, name: str, low: float, high: float) -> float:
 
 
 @SOURCES.register("glyph_tilt")
-class GlyphTilt(Source):
+class GlyphTilt(FontSource):
     """CJK characters tilted by a seeded angle (the continuous label); split by ``partition``."""
 
     description = (
@@ -100,8 +97,6 @@ class GlyphTilt(Source):
         "Fonts from Debian's packages (see fonts on this card). Continuous-label metric learning: "
         "Kim, Sohn, Kwak. Deep Metric Learning Beyond Binary Supervision. CVPR 2019."
     )
-    layout = "font files by their Debian names (ukai.ttc, ipag.ttf, ...), directly or in any subfolder"
-    default_raw_dir = SYSTEM_FONT_DIR
 
     def __init__(
         self,
@@ -117,67 +112,31 @@ class GlyphTilt(Source):
         max_shift: int = 6,
         max_tilt: float = 40.0,
     ):
-        size = check_count(image_size, "image_size", low=8)
-        if not isinstance(font_size, (list, tuple)) or len(font_size) != 2:
-            raise ValueError(f"font_size must be [low, high] in pixels, got {font_size!r}")
-        low = check_count(font_size[0], "font_size[0]", low=4, high=size)
-        chosen = select_families(None if families is None else list(families))
         super().__init__(
-            train_classes=check_count(train_classes, "train_classes", low=2),
-            val_classes=check_count(val_classes, "val_classes", low=0, high=train_classes - 1),
-            eval_classes=None if eval_classes is None else check_count(eval_classes, "eval_classes", low=1),
-            partition=check_count(partition, "partition", low=0),
-            seed=check_count(seed, "seed", low=0),
-            families=None if families is None else list(families),
-            # Distinct families within a character: no more renders than families.
-            renders=check_count(renders, "renders", low=1, high=len(chosen)),
-            image_size=size,
-            font_size=[low, check_count(font_size[1], "font_size[1]", low=low, high=size)],
-            max_shift=check_count(max_shift, "max_shift", low=0, high=size // 4),
+            train_classes=train_classes, val_classes=val_classes, eval_classes=eval_classes, partition=partition,
+            seed=seed, families=families, image_size=image_size, font_size=font_size, max_shift=max_shift,
+            renders=renders,
             # Beyond 45 degrees the strokes read as the other axis' tilt (module docstring).
             max_tilt=check_range(max_tilt, "max_tilt", 0.0, 45.0),
         )
-        self.families = chosen
+        # Distinct families within a character: no more renders than families.
+        self.params["renders"] = check_count(renders, "renders", low=1, high=len(self.families))
 
-    def load(self, raw_dir: Path) -> SourceData:
-        p = self.params
-        fonts = FontSet.read(Path(raw_dir), self.families)
-        characters = fonts.characters()
-        codepoints, class_split = split_characters(
-            characters, p["train_classes"], p["eval_classes"], p["partition"],
-            families=len(self.families), limiting=fonts.limiting(),
-        )
-        jitter = draw_jitter((len(characters), p["renders"]), len(self.families), p)
-        position = {c: i for i, c in enumerate(characters)}
+    def draw_jitter(self, characters: int) -> dict[str, np.ndarray]:
+        return draw_jitter((characters, self.params["renders"]), len(self.families), self.params)
 
-        images, labels, tilts, keys = [], [], [], []
-        for label, cp in enumerate(codepoints.tolist()):
-            i = position[cp]
-            for r in range(p["renders"]):
-                j = int(jitter["family"][i, r])
-                dx, dy = (int(v) for v in jitter["shift"][i, r])
-                tilt = float(jitter["tilt"][i, r])
-                font = fonts.font(j, int(jitter["size"][i, r]))
-                images.append(render(font, cp, p["image_size"], dx, dy, tilt, where=fonts.where(j)))
-                labels.append(label)
-                tilts.append(tilt)
-                keys.append(f"{self.families[j].file}:U+{cp:04X}:{r}")
-        labels = np.asarray(labels, dtype=np.int64)
-        return self.finish(
-            SourceData(
-                images=ArrayImages(np.stack(images)[..., None]),
-                labels=labels,
-                class_names=class_names(codepoints),
-                split=class_split[labels],
-                keys=keys,
-                sources=fonts.sources(),
-                continuous=np.asarray(tilts, dtype=np.float32),
-                continuous_info=continuous_info(p["max_tilt"]),
-                # A flip negates the tilt and mirrors the character.
-                hflip_safe=False,
-                extra_card={"fonts": fonts.card(), "characters": characters_entry(len(characters), codepoints)},
-            )
-        )
+    def draw(self, fonts, jitter, i, codepoint):
+        for r in range(self.params["renders"]):
+            j = int(jitter["family"][i, r])
+            dx, dy = (int(v) for v in jitter["shift"][i, r])
+            tilt = float(jitter["tilt"][i, r])
+            font = fonts.font(j, int(jitter["size"][i, r]))
+            image = render(font, codepoint, self.params["image_size"], dx, dy, tilt, where=fonts.where(j))
+            yield image, f"{self.families[j].file}:U+{codepoint:04X}:{r}", tilt
+
+    def label_fields(self, values: list) -> dict:
+        """The tilts, the continuous label."""
+        return {"continuous": np.asarray(values, dtype=np.float32), "continuous_info": continuous_info(self.params["max_tilt"])}
 
 
 __all__ = ["GlyphTilt", "continuous_info", "draw_jitter"]

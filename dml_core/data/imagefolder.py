@@ -19,7 +19,7 @@ import numpy as np
 
 from .images import find_image_files
 from .photo_source import ClassRangePhotoSource
-from .source import SOURCES, SourceData, require_dir
+from .source import SOURCES, SourceData
 
 
 @SOURCES.register("imagefolder")
@@ -30,8 +30,7 @@ class ImageFolder(ClassRangePhotoSource):
     citation = "Split protocol: Oh Song, Xiang, Jegelka, Savarese. Deep Metric Learning via Lifted Structured Feature Embedding. CVPR 2016."
     layout = "<class>/<image file>"
 
-    def load(self, raw_dir: Path) -> SourceData:
-        root = require_dir(raw_dir)
+    def read(self, root: Path) -> SourceData:
         class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not class_dirs:
             raise ValueError(f"raw_dir {root} has no class sub-folders: expected <class>/<image file>")

@@ -18,13 +18,12 @@ item-id order) are held out as ``val``.
 """
 from __future__ import annotations
 
-from functools import partialmethod
 from pathlib import Path
 
 import numpy as np
 
 from .photo_source import PhotoSource
-from .source import SOURCES, SourceData, dense_labels, read_table, require_dir, sha256_file
+from .source import SOURCES, SourceData, dense_labels, read_table, sha256_file
 from .splits import GALLERY, QUERY, TRAIN
 
 PARTITION = "list_eval_partition.txt"
@@ -43,7 +42,7 @@ def find_partition(raw_dir: Path) -> Path:
 
 
 @SOURCES.register("inshop")
-class InShop(PhotoSource):
+class InShop(PhotoSource, val_classes=400):
     """In-shop with the release's train / query / gallery partition."""
 
     description = "DeepFashion In-shop Clothes Retrieval; release partition: train items, query vs gallery for eval."
@@ -53,10 +52,7 @@ class InShop(PhotoSource):
     )
     layout = "Eval/list_eval_partition.txt + Img/img/"
 
-    __init__ = partialmethod(PhotoSource.__init__, val_classes=400)
-
-    def load(self, raw_dir: Path) -> SourceData:
-        raw_dir = require_dir(raw_dir)
+    def read(self, raw_dir: Path) -> SourceData:
         path = find_partition(raw_dir)
         lines = path.read_text(encoding="utf-8").splitlines()
         if len(lines) < 2 or lines[1].split() != HEADER:

@@ -18,7 +18,6 @@ classes are disjoint (checked). Class names in the card are "<super-class folder
 """
 from __future__ import annotations
 
-from functools import partialmethod
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,6 @@ from .source import (
     find_release_root,
     parse_int,
     read_table,
-    require_dir,
     sha256_file,
 )
 from .splits import EVAL, TRAIN
@@ -55,7 +53,7 @@ def read_ebay_list(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 @SOURCES.register("sop")
-class StanfordOnlineProducts(PhotoSource):
+class StanfordOnlineProducts(PhotoSource, val_classes=1000):
     """SOP with its own class-disjoint train / test lists (11,318 / 11,316 classes)."""
 
     description = "Stanford Online Products; Ebay_train.txt classes train, Ebay_test.txt classes eval."
@@ -65,10 +63,8 @@ class StanfordOnlineProducts(PhotoSource):
     )
     layout = "Stanford_Online_Products/{Ebay_train.txt, Ebay_test.txt, <super_class>_final/}"
 
-    __init__ = partialmethod(PhotoSource.__init__, val_classes=1000)
-
-    def load(self, raw_dir: Path) -> SourceData:
-        root = find_release_root(require_dir(raw_dir), RELEASE_DIR, "Ebay_train.txt")
+    def read(self, raw_dir: Path) -> SourceData:
+        root = find_release_root(raw_dir, RELEASE_DIR, "Ebay_train.txt")
         class_ids, relpaths, split = [], [], []
         for name, split_name in LISTS.items():
             ids, paths = read_ebay_list(root / name)

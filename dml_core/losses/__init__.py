@@ -13,11 +13,7 @@ from .reducers import REDUCERS, Terms
 from .registry import LOSSES
 from .triplet import TripletMarginLoss
 
-
-def build_loss(name: str, **opts) -> MetricLoss:
-    """A loss by its params.yaml name, e.g. build_loss("triplet", margin=0.2)."""
-    return LOSSES.build(name, **opts)
-
+build_loss = LOSSES.build
 
 __all__ = [
     "LOSSES",

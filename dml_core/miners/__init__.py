@@ -11,11 +11,7 @@ from .margin import EasyMiner, HardMiner, SemihardMiner
 from .random_triplets import RandomTripletMiner
 from .registry import MINERS
 
-
-def build_miner(name: str, **opts) -> Miner:
-    """A miner by its params.yaml name, e.g. build_miner("semihard", margin=0.2)."""
-    return MINERS.build(name, **opts)
-
+build_miner = MINERS.build
 
 __all__ = [
     "MINERS",

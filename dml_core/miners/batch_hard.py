@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from ..distances import Distance
 from ..kernels.triplet_search import label_masks
 from .base import Miner
 from .registry import MINERS
@@ -17,9 +16,6 @@ from .registry import MINERS
 @MINERS.register("batch_hard")
 class BatchHardMiner(Miner):
     """On ties the lower batch index wins (argmax/argmin return the first extremum)."""
-
-    def __init__(self, distance: str | Distance = "squared_euclidean"):
-        super().__init__(distance)
 
     def mine(self, dist: torch.Tensor, labels: torch.Tensor):
         pos, neg = label_masks(labels)

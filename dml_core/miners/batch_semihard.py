@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from ..distances import Distance
 from ..kernels.triplet_search import count_below, label_masks, mask_pairs, sort_negatives
 from .base import Miner
 from .registry import MINERS
@@ -18,9 +17,6 @@ from .registry import MINERS
 @MINERS.register("batch_semihard")
 class BatchSemihardMiner(Miner):
     """On ties in d_an the lower batch index wins."""
-
-    def __init__(self, distance: str | Distance = "squared_euclidean"):
-        super().__init__(distance)
 
     def mine(self, dist: torch.Tensor, labels: torch.Tensor):
         pos, neg = label_masks(labels)

@@ -1,3 +1,10 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..registry import Registry
 
-MINERS: Registry = Registry("miner")
+if TYPE_CHECKING:
+    from .base import Miner
+
+MINERS: Registry[Miner] = Registry("miner")
