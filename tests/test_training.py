@@ -101,15 +101,15 @@ def test_two_gloo_workers_equal_one_process_on_the_global_batch(loss_name, miner
         np.testing.assert_allclose(grad, weight.grad.numpy(), atol=1e-5)
 
 
-def test_warmup_cosine_steps_per_optimizer_step_and_resumes_exactly(tiny_dataset):
+def test_warmup_cosine_steps_per_optimizer_step_and_resumes_exactly(tiny_dataset, tiny_trial):
     over = dict(optimizer=dict(lr=0.01, schedule="warmup_cosine", warmup=0.2), miner=dict(name="random"))
-    full = run_trial(config(tiny_dataset, **over))
+    full = run_trial(tiny_trial(tiny_dataset, **over))
     lrs = [row["train/lr"] for row in full.history]
     # 3 epochs x 2 steps, 2 of warm-up: after epoch e the factor of step s = 2(e + 1) is
     # 0.5 (1 + cos(pi (s - 2) / 4)), reaching 0 after the last step.
     assert lrs[:2] == pytest.approx([0.01 * 0.5 * (1 + np.cos(np.pi * (s - 2) / 4)) for s in (2, 4)])
     assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
     states = {}
-    run_trial(config(tiny_dataset, **over), on_epoch=lambda row, t, e: states.setdefault(e, t.state(e)))
-    resumed = run_trial(config(tiny_dataset, **over), resume=states[0])
+    run_trial(tiny_trial(tiny_dataset, **over), on_epoch=lambda row, t, e: states.setdefault(e, t.state(e)))
+    resumed = run_trial(tiny_trial(tiny_dataset, **over), resume=states[0])
     assert resumed.history == full.history
