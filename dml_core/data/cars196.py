@@ -54,15 +54,8 @@ def read_cars_annos(path: Path) -> tuple[list[str], np.ndarray, list[str]]:
 
 
 @SOURCES.register("cars196")
-class Cars196(ClassRangePhotoSource, val_classes=20):
+class Cars196(ClassRangePhotoSource, val_classes=20, text="cars196"):
     """Cars196 from cars_annos.mat; first ``train_classes`` (default 98) classes train."""
-
-    description = "Cars196 (Stanford Cars), all images pooled; classes 1-98 train, 99-196 eval (DML protocol)."
-    citation = (
-        "Krause, Stark, Deng, Fei-Fei. 3D Object Representations for Fine-Grained "
-        "Categorization. 3dRR workshop, ICCV 2013."
-    )
-    layout = "cars_annos.mat + car_ims/"
 
     def read(self, root: Path) -> SourceData:
         annos = root / ANNOTATIONS

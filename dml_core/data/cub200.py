@@ -36,15 +36,8 @@ RELEASE_DIR = "CUB_200_2011"
 
 
 @SOURCES.register("cub200")
-class CUB200(ClassRangePhotoSource, val_classes=20):
+class CUB200(ClassRangePhotoSource, val_classes=20, text="cub200"):
     """CUB-200-2011 from its release layout; first ``train_classes`` (default 100) train."""
-
-    description = "CUB-200-2011 birds; classes 1-100 train, 101-200 eval (DML protocol), resized square RGB."
-    citation = (
-        "Wah, Branson, Welinder, Perona, Belongie. The Caltech-UCSD Birds-200-2011 Dataset. "
-        "CNS-TR-2011-001, Caltech, 2011."
-    )
-    layout = "CUB_200_2011/{classes.txt, images.txt, image_class_labels.txt, images/}"
 
     def read(self, raw_dir: Path) -> SourceData:
         root = find_release_root(raw_dir, RELEASE_DIR, "images.txt")

@@ -93,24 +93,12 @@ class GlyphTilt(FontSource):
         "seeded uniform angle in [-max_tilt, max_tilt] degrees, with seeded size and shift jitter; "
         "continuous label = the tilt; classes split train / val / eval by a seeded permutation (partition)."
     )
-    citation = (
-        "Fonts from Debian's packages (see fonts on this card). Continuous-label metric learning: "
-        "Kim, Sohn, Kwak. Deep Metric Learning Beyond Binary Supervision. CVPR 2019."
-    )
+    citation = "Fonts from Debian's packages (see fonts on this card). Continuous-label metric learning: Kim, Sohn, Kwak. Deep Metric Learning Beyond Binary Supervision. CVPR 2019."
 
     def __init__(
-        self,
-        train_classes: int = 1400,
-        val_classes: int = 200,
-        eval_classes: int | None = 800,
-        partition: int = 0,
-        seed: int = 0,
-        families: list[str] | None = None,
-        renders: int = 6,
-        image_size: int = 32,
-        font_size: list[int] = (14, 22),
-        max_shift: int = 6,
-        max_tilt: float = 40.0,
+        self, train_classes: int = 1400, val_classes: int = 200, eval_classes: int | None = 800, partition: int = 0,
+        seed: int = 0, families: list[str] | None = None, image_size: int = 32, font_size: list[int] = (14, 22),
+        max_shift: int = 6, renders: int = 6, max_tilt: float = 40.0,
     ):
         super().__init__(
             train_classes=train_classes, val_classes=val_classes, eval_classes=eval_classes, partition=partition,

@@ -38,18 +38,9 @@ class Glyphs(FontSource):
     )
 
     def __init__(
-        self,
-        train_classes: int = 2288,
-        val_classes: int = 288,
-        eval_classes: int | None = 1200,
-        partition: int = 0,
-        seed: int = 0,
-        families: list[str] | None = None,
-        renders_per_family: int = 1,
-        image_size: int = 32,
-        font_size: list[int] = (22, 30),
-        max_shift: int = 3,
-        max_rotation: float = 8.0,
+        self, train_classes: int = 2288, val_classes: int = 288, eval_classes: int | None = 1200, partition: int = 0,
+        seed: int = 0, families: list[str] | None = None, image_size: int = 32, font_size: list[int] = (22, 30),
+        max_shift: int = 3, renders_per_family: int = 1, max_rotation: float = 8.0,
     ):
         if isinstance(max_rotation, bool) or not isinstance(max_rotation, (int, float)) or not 0 <= max_rotation <= 180:
             raise ValueError(f"max_rotation must be a number of degrees in [0, 180], got {max_rotation!r}")

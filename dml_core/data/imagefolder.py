@@ -23,12 +23,8 @@ from .source import SOURCES, SourceData
 
 
 @SOURCES.register("imagefolder")
-class ImageFolder(ClassRangePhotoSource):
+class ImageFolder(ClassRangePhotoSource, text="imagefolder"):
     """One sub-folder per class; first ``train_classes`` (sorted by name) train."""
-
-    description = "A folder of class sub-folders; the first half of the classes (sorted by name) train, the rest eval."
-    citation = "Split protocol: Oh Song, Xiang, Jegelka, Savarese. Deep Metric Learning via Lifted Structured Feature Embedding. CVPR 2016."
-    layout = "<class>/<image file>"
 
     def read(self, root: Path) -> SourceData:
         class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -42,15 +42,8 @@ def find_partition(raw_dir: Path) -> Path:
 
 
 @SOURCES.register("inshop")
-class InShop(PhotoSource, val_classes=400):
+class InShop(PhotoSource, val_classes=400, text="inshop"):
     """In-shop with the release's train / query / gallery partition."""
-
-    description = "DeepFashion In-shop Clothes Retrieval; release partition: train items, query vs gallery for eval."
-    citation = (
-        "Liu, Luo, Qiu, Wang, Tang. DeepFashion: Powering Robust Clothes Recognition and "
-        "Retrieval with Rich Annotations. CVPR 2016."
-    )
-    layout = "Eval/list_eval_partition.txt + Img/img/"
 
     def read(self, raw_dir: Path) -> SourceData:
         path = find_partition(raw_dir)

@@ -3,9 +3,9 @@
 Each lists its photos by path relative to one root and reads them resized to a square of
 `image_size`; they differ only in how they parse their release's lists and split it, and in
 how many training classes they hold out for validation by default. A source names that
-default on its class line, ``class CUB200(ClassRangePhotoSource, val_classes=20)``: one
-constructor serves them all, and the registry still reads every parameter and its default
-from the signature.
+default on its class line, ``class CUB200(ClassRangePhotoSource, val_classes=20, text="cub200")``:
+one constructor serves them all, and the registry still reads every parameter and its default
+from the signature. ``text`` names the release's row of PHOTO_TEXT, what its card says of it.
 """
 from __future__ import annotations
 
@@ -20,12 +20,24 @@ from .source import Source, SourceData, require_dir
 from .splits import class_range_split
 
 
+# What each release's card says of it, one line a release: (description, citation, layout).
+PHOTO_TEXT = {
+    "cars196": ("Cars196 (Stanford Cars), all images pooled; classes 1-98 train, 99-196 eval (DML protocol).", "Krause, Stark, Deng, Fei-Fei. 3D Object Representations for Fine-Grained Categorization. 3dRR workshop, ICCV 2013.", "cars_annos.mat + car_ims/"),
+    "cub200": ("CUB-200-2011 birds; classes 1-100 train, 101-200 eval (DML protocol), resized square RGB.", "Wah, Branson, Welinder, Perona, Belongie. The Caltech-UCSD Birds-200-2011 Dataset. CNS-TR-2011-001, Caltech, 2011.", "CUB_200_2011/{classes.txt, images.txt, image_class_labels.txt, images/}"),
+    "sop": ("Stanford Online Products; Ebay_train.txt classes train, Ebay_test.txt classes eval.", "Oh Song, Xiang, Jegelka, Savarese. Deep Metric Learning via Lifted Structured Feature Embedding. CVPR 2016.", "Stanford_Online_Products/{Ebay_train.txt, Ebay_test.txt, <super_class>_final/}"),
+    "inshop": ("DeepFashion In-shop Clothes Retrieval; release partition: train items, query vs gallery for eval.", "Liu, Luo, Qiu, Wang, Tang. DeepFashion: Powering Robust Clothes Recognition and Retrieval with Rich Annotations. CVPR 2016.", "Eval/list_eval_partition.txt + Img/img/"),
+    "imagefolder": ("A folder of class sub-folders; the first half of the classes (sorted by name) train, the rest eval.", "Split protocol: Oh Song, Xiang, Jegelka, Savarese. Deep Metric Learning via Lifted Structured Feature Embedding. CVPR 2016.", "<class>/<image file>"),
+}
+
+
 class PhotoSource(Source):
     """A Source of photo files split by its release's own lists: `val_classes`, `image_size`
     (checked) and `workers`."""
 
-    def __init_subclass__(cls, val_classes: int | None = None, **kwargs):
+    def __init_subclass__(cls, val_classes: int | None = None, text: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
+        if text is not None:
+            cls.description, cls.citation, cls.layout = PHOTO_TEXT[text]
         if val_classes is not None:
             cls.__init__ = partialmethod(cls.__init__, val_classes=val_classes)
 

@@ -53,15 +53,8 @@ def read_ebay_list(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 @SOURCES.register("sop")
-class StanfordOnlineProducts(PhotoSource, val_classes=1000):
+class StanfordOnlineProducts(PhotoSource, val_classes=1000, text="sop"):
     """SOP with its own class-disjoint train / test lists (11,318 / 11,316 classes)."""
-
-    description = "Stanford Online Products; Ebay_train.txt classes train, Ebay_test.txt classes eval."
-    citation = (
-        "Oh Song, Xiang, Jegelka, Savarese. Deep Metric Learning via Lifted Structured Feature "
-        "Embedding. CVPR 2016."
-    )
-    layout = "Stanford_Online_Products/{Ebay_train.txt, Ebay_test.txt, <super_class>_final/}"
 
     def read(self, raw_dir: Path) -> SourceData:
         root = find_release_root(raw_dir, RELEASE_DIR, "Ebay_train.txt")

@@ -30,23 +30,46 @@ def _score(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * float(v):.1f}"
 
 
+def panels(n: int, cols: int, width: float, height: float):
+    """(figure, its first n axes) of a grid of n panels, cols a row; the spare ones hidden."""
+    from matplotlib.ticker import MaxNLocator
+
+    from .plots import Figure
+
+    cols = min(cols, n)
+    fig = Figure(figsize=(width * cols, height * math.ceil(n / cols)))
+    axes = list(fig.subplots(math.ceil(n / cols), cols, squeeze=False).flat)
+    for ax in axes[n:]:
+        ax.axis("off")
+    for ax in axes[:n]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig, axes[:n]
+
+
+def finish_panel(ax, title: str, xlabel: str, ylabel: str, size: int) -> None:
+    ax.set_title(title, fontsize=size)
+    ax.tick_params(labelsize=size - 1)
+    ax.set_xlabel(xlabel, fontsize=size - 1)
+    ax.set_ylabel(ylabel, fontsize=size - 1)
+
+
+def save_panels(fig, path: Path) -> Path:
+    from .plots import save
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save(fig, path, dpi=90)
+
+
 def tuning_plot(doc: dict[str, Any], path: Path) -> Path | None:
     """One panel per method: the validation metric of each tuning trial in the order the
     search proposed them (full budget: dots; stopped early: crosses; failed: red x at 0)."""
-    from .plots import Figure, save
-
     methods = list(doc.get("methods") or {})
     if not methods:
         return None
-    cols = min(4, len(methods))
-    rows = math.ceil(len(methods) / cols)
-    fig = Figure(figsize=(3.2 * cols, 2.4 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    from matplotlib.ticker import MaxNLocator
-
-    for ax, m in zip(axes.flat, methods):
+    fig, axes = panels(len(methods), 4, 3.2, 2.4)
+    for ax, m in zip(axes, methods):
         metric = label(doc["methods"][m].get("metric", doc["metric"]).removeprefix("val/"))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         trials = doc["methods"][m]["trials"]
         best = (doc["methods"][m].get("chosen") or {}).get("index")
         for status, marker, color in (("finished", "o", "C0"), ("stopped", "x", "C1"), ("failed", "x", "C3")):
@@ -60,16 +83,9 @@ def tuning_plot(doc: dict[str, Any], path: Path) -> Path | None:
         if best is not None:
             b = next(t for t in trials if t["index"] == best)
             ax.scatter([best], [100 * b["score"]], s=70, facecolors="none", edgecolors="k", label="chosen")
-        ax.set_title(m, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("tuning trial", fontsize=7)
-        ax.set_ylabel(f"val {metric} (x100)", fontsize=7)
-    for ax in list(axes.flat)[len(methods):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save(fig, path, dpi=90)
+        finish_panel(ax, m, "tuning trial", f"val {metric} (x100)", 8)
+    axes[0].legend(fontsize=6)
+    return save_panels(fig, path)
 
 
 def validation_curves_plot(doc: dict[str, Any], path: Path) -> Path | None:
@@ -77,10 +93,6 @@ def validation_curves_plot(doc: dict[str, Any], path: Path) -> Path | None:
     trial, which is its final configuration trained to the final runs' horizon with their
     schedule (the tuning seed, the prepared split). Where a curve still rises at its end, the
     horizon is short for that method."""
-    from matplotlib.ticker import MaxNLocator
-
-    from .plots import Figure, save
-
     curves = {}
     for m, d in (doc.get("methods") or {}).items():
         best = (d.get("chosen") or {}).get("index")
@@ -92,22 +104,11 @@ def validation_curves_plot(doc: dict[str, Any], path: Path) -> Path | None:
             curves[m] = (label(metric.removeprefix("val/")), points)
     if not curves:
         return None
-    cols = min(6, len(curves))
-    rows = math.ceil(len(curves) / cols)
-    fig = Figure(figsize=(2.4 * cols, 1.9 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, (m, (metric, points)) in zip(axes.flat, curves.items()):
+    fig, axes = panels(len(curves), 6, 2.4, 1.9)
+    for ax, (m, (metric, points)) in zip(axes, curves.items()):
         ax.plot(*zip(*points), marker="o", ms=2.5, lw=1)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(m, fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.set_xlabel("epoch", fontsize=6)
-        ax.set_ylabel(f"val {metric} (x100)", fontsize=6)
-    for ax in list(axes.flat)[len(curves):]:
-        ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save(fig, path, dpi=90)
+        finish_panel(ax, m, "epoch", f"val {metric} (x100)", 7)
+    return save_panels(fig, path)
 
 
 def asha_rungs(epochs: int, grace: int, factor: float) -> list[int]:
