@@ -121,7 +121,7 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 README_PROFILE = "quick"  # the README shows the latest run of the default profile
 
 
-PUBLISHED = ("report.md", "report.html", "metrics.json", "verdicts.json", "tuning.json", "sweep.json", "plots")
+PUBLISHED = ("report.md", "report.html", "metrics.json", "verdicts.json", "tuning.json", "convergence.json", "sweep.json", "plots")
 
 
 def publish(report_dir: Path, dest: Path) -> Path:
