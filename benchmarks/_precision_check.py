@@ -1,7 +1,7 @@
 """benchmarks/training.py --precision-check: does bf16 cost accuracy, and what does it buy?
 
 The reference method (profile quick, method triplet_batch_semihard, its options as written in
-params.yaml, not tuned) at the quick horizon, over its replicates (seed i on partition i),
+params.yaml, not tuned) at the quick horizon, over --seeds replicates (seed i on partition i),
 once in fp32 without channels-last (what every trial ran before train.precision existed)
 and once in bf16 with the default layout (channels-last on the small CNN), 1 thread, the two
 runs of a replicate back to back in alternating order. Printed: each replicate's MAP@R and
@@ -80,7 +80,7 @@ def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, f
 
 
 def precision_check(seeds: int, steps: int | None, eval_items: int | None, table_batches: int, repeats: int) -> dict:
-    base = [horizon(c, steps, eval_items) for c in reference_trials()[:seeds]]
+    base = [horizon(c, steps, eval_items) for c in reference_trials(replicates=seeds)]
     print(f"Precision check: quick / triplet_batch_semihard, {len(base)} replicates, {base[0].train.epochs} epochs x "
           f"{base[0].train.max_batches_per_epoch} batches of {base[0].sampler.batch_size}, 1 thread, eval "
           f"{base[0].eval.max_items} items; fp32 = fp32 without channels-last, bf16 = bf16 with the default layout", flush=True)

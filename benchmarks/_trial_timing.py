@@ -119,12 +119,15 @@ def with_train(cfg, **train):
     return TrialConfig.model_validate(data)
 
 
-def reference_trials(params: str | None = None, profile: str = "quick", method: str = "triplet_batch_semihard"):
+def reference_trials(params: str | None = None, profile: str = "quick", method: str = "triplet_batch_semihard",
+                     replicates: int | None = None):
     """The reference method's trial configs of a profile (one per replicate), as written in
-    params.yaml (tuned values are not applied), their datasets made absolute."""
+    params.yaml (tuned values are not applied), their datasets made absolute. `replicates`
+    (seed i on partition i for i < replicates) replaces the profile's own."""
     from dml_experiment.profile import load_profile
 
-    _, prof = load_profile(params or os.path.join(ROOT, "params.yaml"), profile)
+    over = {"seeds": list(range(replicates)), "partitions": list(range(replicates))} if replicates else None
+    _, prof = load_profile(params or os.path.join(ROOT, "params.yaml"), profile, over)
     out = []
     for cfg in prof.method_trials(method):
         path = cfg.dataset if os.path.isabs(cfg.dataset) else os.path.join(ROOT, cfg.dataset)
