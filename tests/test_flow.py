@@ -183,8 +183,9 @@ def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_tr
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONUNBUFFERED="1")
     smoke = load_profile(ROOT / "params.yaml", "smoke")[1]
     tuned_total = 2 * len(smoke.methods)
-    # Distinct final trials (methods that coincide in smoke run once) and the convergence study's runs.
-    finals = len(smoke.trials()) + len(study_trials(smoke, None))
+    # Tuned, every method is its own trial (each searches from its own seed, so methods that
+    # coincide untuned get other values), plus the convergence study's runs.
+    finals = len(smoke.methods) + len(study_trials(smoke, None))
     args = [DML, "sweep", "--profile", "smoke", "--set", TUNED_SMOKE, "--set", "mlflow.experiment=resume-test",
             "--out", str(tmp_path / "report")]
 
