@@ -48,3 +48,19 @@ def test_timm_without_the_extra_says_how_to_install():
     else:
         with pytest.raises(ValueError, match="weights_path"):
             build_embedder("timm", architecture="resnet18", weights_path="/nonexistent/w.pt")
+
+
+def test_global_avg_pool_is_the_mean_and_hands_back_a_gradient_in_the_activations_layout():
+    from dml_core.models.pooling import GlobalAvgPool
+
+    x = torch.randn(3, 5, 4, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(GlobalAvgPool()(x), torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+    assert torch.autograd.gradcheck(GlobalAvgPool(), (x,))
+    # The ReLU before the pool saves a channels-last activation; the gradient reaching it must
+    # be a broadcast view of the pooled gradient (stride 0 over H and W), not a new NCHW tensor.
+    y = torch.randn(2, 8, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_()
+    seen = []
+    act = torch.relu(y)
+    act.register_hook(lambda g: seen.append(g))
+    GlobalAvgPool()(act).sum().backward()
+    assert seen[0].stride()[2:] == (0, 0) and not seen[0].is_contiguous()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .pooling import GlobalAvgPool
 from .registry import BACKBONES
 
 
@@ -46,7 +47,7 @@ class ResNet(nn.Module):
                 blocks.append(BasicBlock(c, c_out, 2 if (i == 0 and stage > 0) else 1))
                 c = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.pool = GlobalAvgPool()
         self.out_features = c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .pooling import GlobalAvgPool
 from .registry import BACKBONES
 
 
@@ -30,8 +31,7 @@ class SmallCNN(nn.Module):
             conv_block(width, 2 * width),
             nn.MaxPool2d(2),
             conv_block(2 * width, 4 * width),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
+            GlobalAvgPool(),
         )
         self.out_features = 4 * width
 

@@ -30,6 +30,7 @@ from .distributed import average_across_workers, global_batch, loss_scale, world
 from .embed import embed, stratified_subset
 from .layout import batch_to, use_channels_last
 from .precision import autocast, grad_scaler, resolve_precision
+from .allocator import keep_freed_memory
 from .schedule import PER_STEP, build_optimizer, build_scheduler
 
 
@@ -176,6 +177,7 @@ class Trial:
         self.rank, self.world_size = world()
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
+        keep_freed_memory()
         self.device = torch.device(cfg.train.device)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
