@@ -39,6 +39,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
+from dml_experiment.parts import PartLog
 from dml_experiment.paths import PROJECT_DIR, project_path
 from dml_experiment.report import markdown_table
 from dml_experiment.provenance import git_commit, now_utc, write_atomic
@@ -410,7 +411,7 @@ def dml_sweep(
     """Run a sweep profile of params.yaml end to end; returns the report's path."""
     from flows.tracking import SweepTracker, tracking_uri
 
-    started, started_at = time.perf_counter(), time.time()
+    started_at = time.time()
     logger = get_run_logger()
     profile_name, prof = validate_config(profile, overrides, params_path)
     name = sweep_name(profile_name, prof)
@@ -424,14 +425,15 @@ def dml_sweep(
     store = RecordStore(out_dir, name)
     outbox = Outbox(tracker.uri, prof.mlflow.outage_seconds, logger, kept_in=str(out_dir))
     sweep = Sweep(prof, name, out_dir, store, tracker, outbox, versions, started_at)
-    with tracked(sweep):
+    # This attempt is one part of the sweep: a sweep killed and resumed reports the sum.
+    with PartLog(out_dir, project_dir=PROJECT_DIR, started=started_at) as parts, tracked(sweep):
         # What MLflow holds, read once while it answers: the sweep never needs to read it again.
         in_mlflow = (tracker.finished_trials(), tracker.logged_digests())
         values, tuning_runs = tune(sweep) if prof.tune is not None else ({}, {})
         trials = expand(prof, values)
         rows, todo = final_runs(sweep, trials, force, in_mlflow, tuning_runs)
         rows = write_convergence(sweep, rows)
-        seconds = round(time.perf_counter() - started, 1) if todo else None
+        seconds = round(parts.total, 1) if todo else None
         report, problem = finish(sweep, profile_name, overrides, params_path, rows, todo, seconds)
     if problem:
         # A Failed state, not a raise: Prefect then says the cause once, without a traceback

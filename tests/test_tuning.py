@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import shutil
 
 import pytest
@@ -297,3 +298,35 @@ def test_tuning_never_reads_the_evaluation_classes(ray_session, tmp_path):
     assert len(trials) == 3 and all(t.status != "failed" for t in trials), [t.error for t in trials]
     assert all(0 <= t.score <= 1 and t.history and "val/map@r" in t.history[-1] for t in trials)
     shutil.rmtree(tmp_path / "ray", ignore_errors=True)
+
+
+DRIVER_PID = os.getpid()
+
+
+def interrupting_objective(config: dict) -> None:
+    """The synthetic objective, but its first trial interrupts the driver as Ctrl-C would."""
+    import signal
+    import time
+
+    if not os.environ.get("DML_TEST_INTERRUPTED"):
+        os.environ["DML_TEST_INTERRUPTED"] = "1"  # the worker process is reused: interrupt once
+        os.kill(DRIVER_PID, signal.SIGINT)
+        time.sleep(2)
+    synthetic_objective(config)
+
+
+@pytest.mark.slow
+def test_an_interrupted_tuning_chooses_nothing_and_says_the_sweep_resumes(ray_session, tmp_path):
+    from dml_experiment.tuning.search import MethodSearch, TuningInterrupted, run_tuning
+
+    settings = TuneSettings.model_validate({
+        "budget": {"trials": 12, "epochs": 2},
+        "methods": {"a": {"space": {"loss.margin": {"uniform": [0.0, 1.0]}}}},
+    })
+    trial = {"dataset": "unused", "loss": {"name": "triplet", "options": {"margin": 0.2}}, "train": {"epochs": 2}, "eval": {}}
+    try:
+        with pytest.raises(TuningInterrupted, match="run the same sweep again"):
+            run_tuning({"a": MethodSearch("a", trial, settings.space_of("a"))}, settings, RayConfig(num_cpus=2),
+                       name="interrupted", storage_path=str(tmp_path), progress=False, trainable=interrupting_objective)
+    except KeyboardInterrupt:
+        pytest.fail("the SIGINT reached the test: Ray Tune did not take it")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..parts import read_parts
 from ..paths import project_path
 from ..provenance import git_commit, now_utc, write_atomic
 from ..record import as_rows
@@ -163,6 +164,7 @@ def run_info(out_dir: Path, profile, records: list[dict], versions: dict, second
             info["versions"] = dict(sweep.get("versions") or prev.get("versions") or {})
     if not info["versions"]:
         info["versions"] = versions_from_embeddings(profile, records)
+    info["parts"] = read_parts(out_dir)
     return info
 
 
@@ -698,7 +700,20 @@ def wall_time_text(run: dict, target_minutes: float | None) -> str:
         verdict = f"within the profile's {target_minutes:g}-minute target"
     else:
         verdict = f"OVER the profile's {target_minutes:g}-minute target by {minutes - target_minutes:.1f} min"
-    return f"{minutes:.1f} min ({verdict}; {run.get('source') or 'measured'})"
+    text = f"{minutes:.1f} min ({verdict}; {run.get('source') or 'measured'})"
+    parts = run.get("parts") or []
+    if len(parts) > 1:
+        text += f", in {len(parts)} parts: " + "; ".join(part_text(p) for p in parts)
+    return text
+
+
+def part_text(part: dict) -> str:
+    """One part of a sweep run in parts: its length, start, machine, commit and how it ended
+    (a part with no end was killed, and counts up to its last heartbeat)."""
+    ended = part.get("ended")
+    how = "" if ended == "finished" else f" ({ended})" if ended else " (killed; counted to its last heartbeat)"
+    return (f"{part['seconds'] / 60:.1f} min from {part.get('started', '?')} on {part.get('host', '?')} "
+            f"at `{part.get('commit', '?')}`{how}")
 
 
 def render_document(sweep_name, profile_name, profile, records, baselines, run, rendered, doc, sections) -> str:

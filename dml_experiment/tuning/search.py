@@ -277,7 +277,19 @@ def run_tuning(searches: dict[str, MethodSearch], settings: TuneSettings, ray_cf
                                   callbacks=[Record()], failure_config=tune.FailureConfig(max_failures=0)),
     )
     tuner.fit()
+    short = {m: len(results[m]) for m in todo if len(results[m]) < settings.budget.trials}
+    if short:
+        # Ray Tune answers SIGINT by stopping the experiment and returning from fit(): the
+        # budget was not spent, so no value may be chosen from the trials that did end.
+        raise TuningInterrupted(
+            f"tuning stopped before its budget of {settings.budget.trials} trials a method: "
+            + ", ".join(f"{m} {n}" for m, n in short.items())
+            + " trial(s) ended; run the same sweep again: it resumes from the finished trials")
     return results_of(results, settings)
+
+
+class TuningInterrupted(RuntimeError):
+    """The Tune run ended (interrupted) before every method had spent its budget."""
 
 
 def results_of(trials: dict[str, list[TuningTrial]], settings: TuneSettings) -> dict[str, TuningResult]:
