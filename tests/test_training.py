@@ -113,3 +113,12 @@ def test_warmup_cosine_steps_per_optimizer_step_and_resumes_exactly(tiny_dataset
     run_trial(tiny_trial(tiny_dataset, **over), on_epoch=lambda row, t, e: states.setdefault(e, t.state(e)))
     resumed = run_trial(tiny_trial(tiny_dataset, **over), resume=states[0])
     assert resumed.history == full.history
+
+
+def test_a_cap_above_one_pass_of_the_sampler_is_named_in_a_warning(tiny_trial, tiny_dataset, caplog):
+    from dml_core.training import TrialConfig
+    from dml_core.training.trial import Trial
+
+    trial = Trial(TrialConfig.model_validate(tiny_trial(tiny_dataset, train={"epochs": 1, "max_batches_per_epoch": 10_000})))
+    assert trial.steps_per_epoch == len(trial.sampler) < 10_000
+    assert "train.max_batches_per_epoch=10000 exceeds" in caplog.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,6 +33,8 @@ from .layout import batch_to, use_channels_last
 from .precision import autocast, grad_scaler, resolve_precision
 from .allocator import keep_freed_memory
 from .schedule import PER_STEP, build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
 
 
 class TrialError(RuntimeError):
@@ -198,6 +201,9 @@ class Trial:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
         self.optimizer = build_optimizer(self.net.parameters(), cfg.optimizer)
         self.sampler = build_sampler(cfg, self.train_set, self.rank, self.world_size)
+        if (cfg.train.max_batches_per_epoch or 0) > len(self.sampler):
+            log.warning("train.max_batches_per_epoch=%d exceeds the %d batches of one pass of the sampler: "
+                        "an epoch trains %d steps", cfg.train.max_batches_per_epoch, len(self.sampler), len(self.sampler))
         self.scheduler = build_scheduler(self.optimizer, cfg.optimizer, cfg.train.epochs, self.steps_per_epoch)
         self.loader = BatchLoader(self.train_set, self.sampler, augment="default" if cfg.train.augment else None, seed=cfg.seed)
         self.start_epoch, self.history = 0, []
