@@ -37,23 +37,32 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def final_config(profile: str, method: str, steps: int):
-    """The method's first final trial with the horizon `steps` (epochs x batches per epoch)."""
+    """The method's first final trial with the horizon `steps` (epochs x batches per epoch,
+    an epoch at most one pass of the sampler)."""
     from dml_experiment.profile import load_profile
 
     _, prof = load_profile("params.yaml", profile)
     cfg = prof.method_trials(method)[0]
-    per_epoch = cfg.train.max_batches_per_epoch or steps
+    per_epoch = min(steps, epoch_steps(cfg))
     epochs = max(1, round(steps / per_epoch))
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={
-        "epochs": epochs, "max_batches_per_epoch": min(per_epoch, steps), "num_threads": 1})})
+        "epochs": epochs, "max_batches_per_epoch": per_epoch, "num_threads": 1})})
 
 
-def horizon(profile: str) -> int:
-    """A profile's final-run steps: epochs x batches per epoch."""
+def epoch_steps(cfg) -> int:
+    """The training steps of one epoch of cfg: one pass of its sampler, capped by
+    max_batches_per_epoch (what Trial.steps_per_epoch says)."""
+    from dml_core.training.trial import Trial
+
+    return Trial(cfg).steps_per_epoch
+
+
+def horizon(profile: str, method: str = "triplet_batch_semihard") -> int:
+    """A profile's final-run steps: epochs x the steps of an epoch."""
     from dml_experiment.profile import load_profile
 
-    train = load_profile("params.yaml", profile)[1].train
-    return train.epochs * train.max_batches_per_epoch
+    cfg = load_profile("params.yaml", profile)[1].method_trials(method)[0]
+    return cfg.train.epochs * epoch_steps(cfg)
 
 
 def clock(parts: dict, key: str, fn):
@@ -82,7 +91,7 @@ def timed_trial(cfg, mlflow_dir: str | None) -> dict:
             clock(parts, "checkpoints", lambda: save_state(d, trial.state(epoch)))
     if mlflow_dir is not None:
         clock(parts, "tracking", lambda: track(cfg, trial, out, mlflow_dir))
-    parts["steps"] = cfg.train.epochs * cfg.train.max_batches_per_epoch
+    parts["steps"] = cfg.train.epochs * trial.steps_per_epoch
     return parts
 
 
