@@ -4,6 +4,7 @@ Ray's overhead on a quick trial: in-process vs Ray Tune (1 worker) vs Tune + Tra
     .venv/bin/python benchmarks/training.py [--no-ray | --grid-only] [--dataset prepared/fashion_mnist] [--epochs 2]
     .venv/bin/python benchmarks/training.py --precision-check [--seeds 5] [--steps N] [--eval-items N]
     .venv/bin/python benchmarks/training.py --threads-check [--steps 60]
+    .venv/bin/python benchmarks/training.py --step-history [--baseline d8ba9d0] [--table-batches 30] [--repeats 3] [--rounds 3]
 
 Trial vs bare loop (always run; --no-ray runs only this): the small CNN (width 16, embedding
 64), triplet + batch_semihard, Adam, batches of 96 (4 per class) of prepared/glyphs (else
@@ -46,6 +47,9 @@ in fp32 and in bf16 over the replicates; the paired MAP@R difference with its 95
 the step-time ratio, and ms per step of fp32 / bf16, each with and without channels-last.
 --threads-check (benchmarks/_threads_check.py): two single-thread trials side by side vs one
 two-thread trial, steps per second. Both run nothing else; --steps N shortens them.
+--step-history (benchmarks/_step_history.py): the quick reference trial's step at --baseline
+(the code issue 23 was filed against, fp32 NCHW, in its own interpreter) beside today's fp32
+and today's default, in one run; ms per step and the ratios.
 """
 from __future__ import annotations
 
@@ -459,9 +463,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="precision check: one epoch of N batches instead of the quick horizon; threads check: steps a process (60)")
     p.add_argument("--eval-items", type=int, default=None, help="precision check: eval items (default: the quick profile's)")
-    p.add_argument("--table-batches", type=int, default=30, help="precision check: batches of the step-time table")
+    p.add_argument("--table-batches", type=int, default=30, help="precision check, step history: batches timed")
+    p.add_argument("--step-history", action="store_true", help="run only today's step against --baseline's")
+    p.add_argument("--baseline", default="d8ba9d0", help="step history: the commit to time today's step against")
+    p.add_argument("--rounds", type=int, default=3, help="step history: rounds of the arms, alternating")
     args = p.parse_args()
-    if args.precision_check or args.threads_check or args.threads_child:
+    if args.precision_check or args.threads_check or args.threads_child or args.step_history:
         return checks(args)
     compare = args.compare_dataset or next(
         (d for d in ("prepared/glyphs", args.dataset) if os.path.exists(os.path.join(d, "card.json"))), args.dataset
@@ -528,6 +535,10 @@ def checks(args) -> None:
         from _precision_check import precision_check
 
         precision_check(args.seeds, args.steps, args.eval_items, args.table_batches, args.repeats)
+    if args.step_history:
+        from _step_history import step_history
+
+        step_history(args.baseline, args.table_batches, args.repeats, args.rounds)
     if args.threads_check:
         from _threads_check import threads_check
 

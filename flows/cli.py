@@ -5,6 +5,7 @@
     dml sweep --profile quick           run a sweep profile end to end (Prefect flow)
     dml sweep --profile smoke --set train.epochs=1 --set seeds=[0]
     dml report --sweep quick-1a2b3c4d   rebuild a sweep's report from its results.json
+    dml beside docs/results/quick docs/results/full   two sweeps' verdicts, claim by claim
 """
 from __future__ import annotations
 
@@ -81,6 +82,16 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_beside(args) -> int:
+    from dml_experiment.report.beside import side_by_side
+
+    labels = args.labels or [Path(d).name for d in args.directories]
+    if len(labels) != len(args.directories):
+        raise ValueError(f"--labels: {len(labels)} labels for {len(args.directories)} directories")
+    print(side_by_side(dict(zip(labels, args.directories))))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -100,6 +111,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", parents=[common], help="rebuild a sweep's report from its results")
     s.add_argument("--sweep", required=True, help="a sweep name (reports/<name>) or its directory")
     s.set_defaults(run=cmd_report)
+    s = sub.add_parser("beside", help="print sweeps' verdicts side by side, claim by claim (markdown)")
+    s.add_argument("directories", nargs="+", metavar="DIR", help="report directories holding verdicts.json")
+    s.add_argument("--labels", nargs="+", help="a column label per directory (default: the directory names)")
+    s.set_defaults(run=cmd_beside)
     return p
 
 

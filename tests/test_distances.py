@@ -48,7 +48,7 @@ def test_duplicates_give_zero_distance_and_finite_gradient(name):
     x = torch.tensor([[1.0, 2.0], [1.0, 2.0], [0.5, -1.0]], dtype=torch.float64, requires_grad=True)
     d = build_distance(name)(x)
     assert (torch.diag(d) == 0).all()
-    assert abs(float(d[0, 1])) < 1e-12 and abs(float(d[1, 0])) < 1e-12
+    assert abs(d[0, 1].item()) < 1e-12 and abs(d[1, 0].item()) < 1e-12
     d.sum().backward()
     assert torch.isfinite(x.grad).all()
 

@@ -146,7 +146,7 @@ def test_contrastive_finite_gradient_at_zero_distance():
     x = torch.zeros(4, 2, requires_grad=True)
     loss = build_loss("contrastive")(x, y)
     loss.backward()
-    assert float(loss) == pytest.approx(8 / 12) and torch.isfinite(x.grad).all()
+    assert loss.item() == pytest.approx(8 / 12) and torch.isfinite(x.grad).all()
 
 
 @pytest.mark.parametrize("name", ["contrastive", "triplet"])
@@ -158,7 +158,7 @@ def test_empty_or_partial_cases(name, labels):
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
     if name == "triplet":  # no triplet: exactly 0, zero gradient
-        assert float(loss) == 0 and torch.equal(x.grad, torch.zeros_like(x))
+        assert loss.item() == 0 and torch.equal(x.grad, torch.zeros_like(x))
 
 
 @pytest.mark.parametrize("name", ["contrastive", "triplet"])
@@ -169,7 +169,7 @@ def test_empty_mining_result_gives_zero_and_zero_gradient(name):
     assert len(idx[0]) == 0
     loss = build_loss(name)(x, y, idx)
     loss.backward()
-    assert float(loss) == 0 and torch.equal(x.grad, torch.zeros_like(x))
+    assert loss.item() == 0 and torch.equal(x.grad, torch.zeros_like(x))
 
 
 def test_float32_default_and_float64_work(clustered):

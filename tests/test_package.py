@@ -30,5 +30,5 @@ def test_loss_miner_distance_compose_in_a_training_step():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0]

@@ -77,7 +77,7 @@ def _worker(rank, world, port, emb, labels, loss_name, miner_name, out):
     loss = build_loss(loss_name)(g_emb, g_lab, miner(g_emb, g_lab) if miner else None)
     (loss * loss_scale()).backward()
     dist.all_reduce(weight.grad)  # DDP averages: sum here, divide by world below
-    out[rank] = (float(loss), (weight.grad / world).numpy().copy())
+    out[rank] = (loss.item(), (weight.grad / world).numpy().copy())
     dist.destroy_process_group()
 
 
@@ -97,7 +97,7 @@ def test_two_gloo_workers_equal_one_process_on_the_global_batch(loss_name, miner
         results = dict(out)
     for rank in (0, 1):
         loss, grad = results[rank]
-        assert loss == pytest.approx(float(ref), abs=1e-5)
+        assert loss == pytest.approx(ref.item(), abs=1e-5)
         np.testing.assert_allclose(grad, weight.grad.numpy(), atol=1e-5)
 
 
