@@ -24,9 +24,11 @@ TRIALS, TUNING = "records", "tuning_records"
 
 
 class RecordStore:
-    """The records of sweep `sweep` under `out_dir`. A tuning record names its sweep: tuning
-    trials are known by (method, index), which another sweep in the same directory reuses;
-    a final trial's id is a hash of its whole config, the same in any sweep."""
+    """The records of sweep `sweep` under `out_dir`. A tuning trial is known by (method,
+    index), so its record also names the search it belongs to (`search`, the key from
+    TuneSettings.search_key): another sweep in the same directory that gives the method the
+    same key reuses it, and one that changed the method's search does not. A final trial's id
+    is a hash of its whole config, the same in any sweep."""
 
     def __init__(self, out_dir: str | Path, sweep: str):
         self.out_dir, self.sweep = Path(out_dir), sweep
@@ -56,19 +58,25 @@ class RecordStore:
                 out[record.trial_id] = record
         return out
 
-    def write_tuning(self, trial: TuningTrial) -> Path:
+    def write_tuning(self, trial: TuningTrial, search: str | None = None) -> Path:
         path = self.tuning_dir / trial.method / f"{trial.index}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"sweep": self.sweep, **trial.row()}, indent=1, default=str))
+        keyed = {"search": search} if search else {}
+        write_atomic(path, json.dumps({"sweep": self.sweep, **keyed, **trial.row()}, indent=1, default=str))
         return path
 
-    def tuning(self, method: str) -> dict[int, TuningTrial]:
-        """{index: trial} of the method's tuning trials on disk that belong to this sweep."""
+    def tuning(self, method: str, search: str | None = None) -> dict[int, TuningTrial]:
+        """{index: trial} of the method's tuning trials on disk that belong to its search
+        `search`; a record without a search key (written before records had one), or any
+        record when `search` is None, belongs to the sweep it names."""
         directory = self.tuning_dir / method
         out = {}
         for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
             row = read_json(path, dict)
-            if row is None or row.pop("sweep", None) != self.sweep:
+            if row is None:
+                continue
+            sweep, key = row.pop("sweep", None), row.pop("search", None)
+            if (key != search) if (key and search) else (sweep != self.sweep):
                 continue
             try:
                 trial = TuningTrial(**row)
@@ -77,6 +85,18 @@ class RecordStore:
                 continue
             out[trial.index] = trial
         return out
+
+    def key_tuning(self, method: str, search: str) -> int:
+        """Give this sweep's records of `method` that have no search key the key `search`
+        (the sweep that wrote them reads them: its search is theirs); returns how many."""
+        stamped = 0
+        for index, trial in self.tuning(method).items():
+            path = self.tuning_dir / method / f"{index}.json"
+            row = read_json(path, dict)
+            if row is not None and not row.get("search"):
+                self.write_tuning(trial, search)
+                stamped += 1
+        return stamped
 
 
 def read_json(path: Path, parse):

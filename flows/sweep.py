@@ -127,14 +127,18 @@ def write_convergence(sweep: Sweep, rows: list[dict]) -> list[dict]:
     return [r for r in rows if not is_study(r)]
 
 
-def tuning_done(sweep: Sweep, runs, spaces: dict[str, dict[str, str]]) -> dict[str, list]:
+def tuning_done(sweep: Sweep, runs, spaces: dict[str, dict[str, str]], keys: dict[str, str]) -> dict[str, list]:
     """Each method's tuning trials finished before, by MLflow or by their records on disk
-    (those MLflow lacks are queued for it); opens the methods' tuning runs."""
+    (those MLflow lacks are queued for it); opens the methods' tuning runs. A record on disk
+    counts for the method's search with key keys[method], whichever sweep wrote it."""
     in_mlflow = runs.open(spaces)
     done, unsent = {}, 0
     for m, trials in in_mlflow.items():
         known = {t.index: t for t in trials}
-        on_disk = sweep.store.tuning(m)
+        stamped = sweep.store.key_tuning(m, keys[m])
+        if stamped:
+            get_run_logger().info(f"{m}: {stamped} tuning record(s) of this sweep given their search key {keys[m]}")
+        on_disk = sweep.store.tuning(m, keys[m])
         for index, t in sorted(on_disk.items()):
             if index not in known:
                 unsent += 1
@@ -159,17 +163,18 @@ def tune(sweep: Sweep) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     started = time.perf_counter()
     spaces = {m: {k: d.text() for k, d in settings.space_of(m).items()} for m in profile.methods}
     runs = TuningTracker(sweep.tracker, settings)
-    done = tuning_done(sweep, runs, spaces)
+    bases = {m: profile.method_trials(m)[0] for m in profile.methods}
+    keys = {m: settings.search_key(m, base.model_dump(mode="json")) for m, base in bases.items()}
+    done = tuning_done(sweep, runs, spaces, keys)
     searches = {}
-    for m in profile.methods:
-        base = profile.method_trials(m)[0]
+    for m, base in bases.items():
         trial = base.model_copy(update={"dataset": str(project_path(base.dataset))}).model_dump(mode="json")
         searches[m] = MethodSearch(m, trial, settings.space_of(m), done[m])
     left = sum(settings.budget.trials - len(d) for d in done.values())
     logger.info(f"tuning {len(searches)} methods x {settings.budget.trials} trials: {left} to run")
 
     def on_trial_end(rec) -> None:
-        sweep.store.write_tuning(rec)  # on disk first: MLflow may be away
+        sweep.store.write_tuning(rec, keys[rec.method])  # on disk first: MLflow may be away
         sweep.outbox.put(f"{rec.method} tuning trial #{rec.index}", lambda: runs.log_trial(rec))
 
     results = run_tuning(searches, settings, profile.ray, name=f"{sweep.name}-tune", storage_path=str(sweep.storage),

@@ -239,6 +239,15 @@ def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_tr
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Tuning (validation classes)" in report and "plots/tuning.png" in report
     assert "plots/validation_curves.png" in report
+    # 4. One method's space changed (NCE's temperature searched too, an option no other arm of
+    # C8 shares): a new sweep, in which only that method is tuned again and only its final run
+    # trains; every other method's tuning records and final runs serve.
+    wider = TUNED_SMOKE.replace("methods: {", "methods: {nce: {space: {loss.temperature: {loguniform: [0.01, 1.0]}}}, ")
+    fourth = subprocess.run(args[:4] + ["--set", wider] + args[6:], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert fourth.returncode == 0, fourth.stdout[-3000:] + fourth.stderr[-3000:]
+    log = fourth.stdout + fourth.stderr
+    assert f"tuning {len(smoke.methods)} methods x 2 trials: 2 to run" in log
+    assert re.search(rf"{finals - 1} already finished, 1 to run", log), log[-3000:]
 
 
 @pytest.mark.slow

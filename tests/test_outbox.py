@@ -4,6 +4,7 @@ aside), the records on disk, and the clean-up after ENOSPC. The slow end-to-end 
 against real servers are in test_faults.py."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -107,6 +108,24 @@ def test_records_round_trip_and_a_tuning_record_of_another_sweep_is_not_read(tmp
     assert store.tuning("t") == {1: trial}
     assert RecordStore(tmp_path, "smoke-2").tuning("t") == {}
     assert not [p for p in tmp_path.rglob(".*")]
+
+
+def test_a_tuning_record_serves_every_sweep_that_gives_its_method_the_same_search(tmp_path):
+    trial = TuningTrial(method="t", index=0, values={"loss.margin": 0.2}, score=0.4, epochs=1, status=FINISHED)
+    RecordStore(tmp_path, "full-1").write_tuning(trial, "k1")
+    assert RecordStore(tmp_path, "full-2").tuning("t", "k1") == {0: trial}  # another sweep, the same search
+    assert RecordStore(tmp_path, "full-2").tuning("t", "k2") == {}  # the method's search changed
+    assert RecordStore(tmp_path, "full-1").tuning("t", "k2") == {}  # even in the sweep that wrote it
+    # A record written before records had keys belongs to the sweep it names, which keys it.
+    legacy = TuningTrial(method="t", index=1, values={"loss.margin": 0.3}, score=0.5, epochs=1, status=FINISHED)
+    RecordStore(tmp_path, "full-1").write_tuning(legacy)
+    assert RecordStore(tmp_path, "full-2").key_tuning("t", "k1") == 0
+    assert RecordStore(tmp_path, "full-2").tuning("t", "k1") == {0: trial}
+    assert RecordStore(tmp_path, "full-1").tuning("t", "k1") == {0: trial, 1: legacy}
+    assert RecordStore(tmp_path, "full-1").key_tuning("t", "k1") == 1
+    assert RecordStore(tmp_path, "full-1").key_tuning("t", "k1") == 0  # done once
+    assert RecordStore(tmp_path, "full-2").tuning("t", "k1") == {0: trial, 1: legacy}
+    assert json.loads((tmp_path / "tuning_records" / "t" / "1.json").read_text())["sweep"] == "full-1"
 
 
 def test_after_enospc_only_what_the_records_point_at_is_kept(tmp_path):

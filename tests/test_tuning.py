@@ -150,6 +150,34 @@ def test_each_method_searches_from_its_own_stable_seed():
     assert other.search_seed("triplet") != seeds["triplet"]
 
 
+def keys_of(data):
+    _, prof = load_profile(data, "p")
+    return {m: prof.tune.search_key(m, prof.method_trials(m)[0].model_dump(mode="json")) for m in prof.methods}
+
+
+def test_a_search_key_changes_with_that_methods_search_only():
+    keys = keys_of(params())
+    assert keys == keys_of(params()) and len(set(keys.values())) == 2
+    assert all(len(k) == 16 and int(k, 16) >= 0 for k in keys.values())
+    wider = params()
+    wider["profiles"]["p"]["tune"]["methods"]["contrastive"]["space"]["optimizer.lr"] = {"loguniform": [1e-4, 1e-1]}
+    got = keys_of(wider)
+    assert got["triplet"] == keys["triplet"] and got["contrastive"] != keys["contrastive"]
+    # what every search shares changes every key: the budget, the seed, the shared space
+    for change in ({"budget": {"trials": 5, "epochs": 2, "max_batches_per_epoch": 3}}, {"seed": 1},
+                   {"shared": {"optimizer.lr": {"loguniform": [1e-5, 1e-2]}}}):
+        got = keys_of(params(**change))
+        assert all(got[m] != keys[m] for m in keys), change
+    # and so does the trial that is tuned (a default option of the loss)
+    other = params()
+    other["profiles"]["p"]["methods"]["contrastive"] = {"loss": {"name": "contrastive", "options": {"pos_margin": 0.1}}}
+    assert keys_of(other)["contrastive"] != keys["contrastive"]
+    # the replicates are not part of it: tuning runs on the first one
+    more = params()
+    more["profiles"]["p"]["seeds"] = [0, 1, 2]
+    assert keys_of(more) == keys
+
+
 @pytest.mark.parametrize("dist,value,flag", [
     ({"uniform": [0.0, 1.0]}, 0.04, "low"), ({"uniform": [0.0, 1.0]}, 0.06, None), ({"uniform": [0.0, 1.0]}, 0.96, "high"),
     ({"loguniform": [1e-4, 1e-2]}, 1.2e-4, "low"), ({"loguniform": [1e-4, 1e-2]}, 1e-3, None),

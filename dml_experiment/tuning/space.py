@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import copy
 import hashlib
+import json
 import math
 from typing import Any, Literal
 
@@ -130,6 +131,23 @@ class TuneSettings(Strict):
         name, so two methods never draw the same start-up points, and a rerun draws the same."""
         digest = hashlib.sha256(f"{int(self.seed)}:{method}".encode()).digest()
         return int.from_bytes(digest[:4], "big")
+
+    def search_key(self, method: str, trial: dict[str, Any]) -> str:
+        """A hash of everything `method`'s search depends on: its space and ties, its metric
+        and mode, the budget and early stop, the tuning and search seeds, the validation items,
+        and `trial`, the trial it tunes (the method's first final trial as JSON, its dataset as
+        the profile writes it). Two sweeps that give a method the same key run the same
+        tuning trials (one in flight per method, a seeded TPE), so the records of one serve
+        the other: widening one method's space re-tunes that method alone."""
+        what = {
+            "space": {k: d.model_dump(mode="json", exclude_none=True) for k, d in self.space_of(method).items()},
+            "tie": self.methods[method].tie if method in self.methods else {},
+            "metric": self.val_metric_of(method), "mode": self.mode, "seed": self.seed,
+            "search_seed": self.search_seed(method), "budget": self.budget.model_dump(mode="json"),
+            "early_stop": self.early_stop.model_dump(mode="json") if self.early_stop else None,
+            "val_items": self.val_items, "trial": trial,
+        }
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
     def val_metric(self) -> str:
