@@ -121,6 +121,14 @@ class TuningResult:
         return cls(method, ordered, choose(list(ordered), budget_epochs, mode))
 
     @property
+    def tied(self) -> bool:
+        """True when two or more trials scored and every one scored exactly what the chosen
+        one did: the searched values changed nothing (C2's easy triplets carry no loss, so
+        the network never moves), and where in its space the choice fell means nothing."""
+        scores = [t.score for t in self.trials if t.score is not None and math.isfinite(t.score) and t.status != FAILED]
+        return len(scores) >= 2 and max(scores) == min(scores)
+
+    @property
     def values(self) -> dict[str, Any] | None:
         """The chosen values, or None."""
         return None if self.chosen is None else dict(self.chosen.values)

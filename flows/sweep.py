@@ -195,7 +195,10 @@ def tune(sweep: Sweep) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     from dml_experiment.report.tuning import read_tuning
 
     seconds = round(time.perf_counter() - started, 1) if left else (read_tuning(sweep.out_dir) or {}).get("seconds")
-    write_tuning(sweep.out_dir, tuning_document(settings, spaces, results, runs.runs, seconds))
+    from dml_experiment.tuning.bounds import ceilings
+
+    limits = {m: ceilings(base) for m, base in bases.items()}
+    write_tuning(sweep.out_dir, tuning_document(settings, spaces, results, runs.runs, seconds, limits))
     return values, runs.runs
 
 

@@ -18,6 +18,7 @@ from mlflow.entities import Metric, Param, RunStatus
 
 from dml_experiment.provenance import write_atomic
 from dml_experiment.report.tuning import TUNING_FILE
+from dml_experiment.tuning.bounds import at_ceiling, bound_flags
 from dml_experiment.tuning.space import TuneSettings
 from dml_experiment.record import FAILED, TuningResult, TuningTrial
 from dml_experiment.tuning.search import SCORE
@@ -119,16 +120,16 @@ class TuningTracker:
 
 
 def tuning_document(settings: TuneSettings, spaces: dict[str, dict[str, str]], results: dict[str, TuningResult],
-                    runs: dict[str, str], seconds: float | None) -> dict[str, Any]:
-    """What tuning.json holds: per method its space, budget, trials, choice and MLflow run."""
+                    runs: dict[str, str], seconds: float | None,
+                    ceilings: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """What tuning.json holds: per method its space, budget, trials, choice and MLflow run.
+    `ceilings`: per method, the options past which it trains as at them (bounds.ceilings)."""
     methods = {}
     for m, result in results.items():
-        best = result.chosen
         methods[m] = {
             "space": spaces[m], "run_id": runs.get(m), "trials": [t.row() for t in result.trials],
             "metric": settings.val_metric_of(m),
-            "chosen": None if best is None else {"index": best.index, "values": best.values, "score": best.score,
-                                                 "at_bound": bound_flags(settings, m, best.values)},
+            "chosen": chosen_row(settings, result, (ceilings or {}).get(m, {})),
             "epochs_used": sum(t.epochs for t in result.trials),
         }
     return {"metric": settings.val_metric, "mode": settings.mode, "seed": settings.seed,
@@ -137,11 +138,17 @@ def tuning_document(settings: TuneSettings, spaces: dict[str, dict[str, str]], r
             "seconds": seconds, "methods": methods}
 
 
-def bound_flags(settings: TuneSettings, method: str, values: dict[str, Any]) -> dict[str, str]:
-    """{path: "low" | "high"} for each chosen value within 5% of its space's bound."""
-    space = settings.space_of(method)
-    flags = {k: space[k].near_bound(v) for k, v in values.items() if k in space}
-    return {k: f for k, f in flags.items() if f}
+def chosen_row(settings: TuneSettings, result: TuningResult, ceiling: dict[str, float]) -> dict[str, Any] | None:
+    """The chosen trial for tuning.json: its values and score, the values within 5% of a bound
+    (`at_bound`), those at a ceiling (`at_ceiling`), and whether every trial tied (`tied`:
+    then no bound is flagged, since the values changed nothing)."""
+    best = result.chosen
+    if best is None:
+        return None
+    space = settings.space_of(result.method)
+    flags = {} if result.tied else bound_flags(space, best.values, ceiling)
+    return {"index": best.index, "values": best.values, "score": best.score, "at_bound": flags,
+            "at_ceiling": at_ceiling(space, best.values, ceiling), "tied": result.tied}
 
 
 def write_tuning(out_dir: Path, doc: dict[str, Any]) -> Path:

@@ -147,3 +147,27 @@ def test_shape_errors_name_the_argument():
         d(torch.zeros(3))
     with pytest.raises(ValueError, match="y has dimension"):
         d(torch.zeros(3, 2), torch.zeros(3, 4))
+
+
+# -- span: how far apart two values of a distance can lie -----------------------------------------
+@pytest.mark.parametrize("name, unit, span", [
+    ("euclidean", True, 2.0), ("squared_euclidean", True, 4.0), ("cosine", True, 2.0), ("cosine", False, 2.0),
+    ("dot", True, 2.0), ("euclidean", False, None), ("squared_euclidean", False, None), ("dot", False, None),
+])
+def test_a_distance_names_its_span_and_no_pair_exceeds_it(name, unit, span):
+    d = build_distance(name)
+    assert d.span(unit) == span
+    if span is None:
+        return
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 8, generator=g, dtype=torch.float64)
+    if unit:
+        x = x / x.norm(dim=1, keepdim=True)
+    else:
+        x = x * torch.rand(64, 1, generator=g, dtype=torch.float64) * 5
+    # Antipodes reach the span: the first row and its negation.
+    both = torch.cat([x, -x[:1]])
+    values = d(both)
+    assert (values.max() - values.min()).item() <= span + 1e-9
+    far = d(x[:1], -x[:1]).item() - d(x[:1], x[:1]).item()
+    assert far == pytest.approx(span, abs=1e-9)

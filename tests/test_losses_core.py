@@ -239,3 +239,27 @@ def test_backward_twice_through_a_retained_graph(rng, name, miner, clustered):
     torch.testing.assert_close(first, once, rtol=1e-12, atol=1e-15)
     torch.testing.assert_close(second, 3.0 * once, rtol=1e-12, atol=1e-15)
     torch.testing.assert_close(third, once / 2.0, rtol=1e-12, atol=1e-15)
+
+
+# -- the triplet margin's ceiling -----------------------------------------------------------------
+def _triplet_grad(margin: float, distance: str, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    build_loss("triplet", margin=margin, distance=distance, reduction="nonzero")(x, labels).backward()
+    return x.grad
+
+
+@pytest.mark.parametrize("distance, span", [("euclidean", 2.0), ("squared_euclidean", 4.0), ("cosine", 2.0)])
+def test_past_its_ceiling_the_triplet_margin_changes_no_gradient(distance, span):
+    assert build_loss("triplet", distance=distance).margin_ceiling(unit=True) == span
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.normalize(torch.randn(24, 6, generator=g, dtype=torch.float64), dim=1)
+    labels = torch.arange(24) % 6
+    at, past = _triplet_grad(span, distance, x, labels), _triplet_grad(span * 3, distance, x, labels)
+    torch.testing.assert_close(at, past)
+    below = _triplet_grad(span / 20, distance, x, labels)
+    assert not torch.allclose(at, below)  # under the ceiling the margin matters
+
+
+def test_off_the_unit_sphere_a_euclidean_triplet_margin_has_no_ceiling():
+    assert build_loss("triplet", distance="euclidean").margin_ceiling(unit=False) is None
+    assert build_loss("triplet", distance="cosine").margin_ceiling(unit=False) == 2.0

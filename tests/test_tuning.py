@@ -358,3 +358,81 @@ def test_an_interrupted_tuning_chooses_nothing_and_says_the_sweep_resumes(ray_se
                        name="interrupted", storage_path=str(tmp_path), progress=False, trainable=interrupting_objective)
     except KeyboardInterrupt:
         pytest.fail("the SIGINT reached the test: Ray Tune did not take it")
+
+
+# -- bounds, ceilings, ties ----------------------------------------------------------------------
+def _trial(**changes):
+    from dml_core.training.config import TrialConfig
+
+    cfg = {"dataset": "prepared/fashion_mnist", "loss": {"name": "triplet", "options": {"margin": 0.2}},
+           "model": {"name": "small_cnn", "embedding_dim": 8, "normalize": True}}
+    cfg.update(changes)
+    return TrialConfig.model_validate(cfg)
+
+
+def test_a_triplet_margin_has_its_distances_span_as_ceiling():
+    from dml_experiment.tuning.bounds import ceilings
+
+    assert ceilings(_trial()) == {"loss.margin": 4.0}  # D^2 on the unit sphere
+    assert ceilings(_trial(distance="euclidean")) == {"loss.margin": 2.0}
+    assert ceilings(_trial(distance="cosine", model={"name": "small_cnn", "embedding_dim": 8, "normalize": False})) == {"loss.margin": 2.0}
+    assert ceilings(_trial(distance="euclidean", model={"name": "small_cnn", "embedding_dim": 8, "normalize": False})) == {}
+    assert ceilings(_trial(miner={"name": "semihard", "options": {"margin": 0.2}}, distance="euclidean")) == \
+        {"loss.margin": 2.0, "miner.margin": 2.0}
+    assert ceilings(_trial(loss={"name": "contrastive"})) == {}
+
+
+def test_a_high_bound_at_the_ceiling_is_not_flagged_and_one_below_it_is():
+    from dml_experiment.tuning.bounds import at_ceiling, bound_flags
+
+    space = {"loss.margin": Distribution.model_validate({"loguniform": [0.001, 2.0]}),
+             "optimizer.lr": Distribution.model_validate({"loguniform": [1e-4, 1.0]})}
+    values = {"loss.margin": 1.9, "optimizer.lr": 0.9}
+    assert bound_flags(space, values, {"loss.margin": 2.0}) == {"optimizer.lr": "high"}
+    assert at_ceiling(space, values, {"loss.margin": 2.0}) == {"loss.margin": 2.0}
+    assert bound_flags(space, values, {"loss.margin": 4.0}) == {"loss.margin": "high", "optimizer.lr": "high"}
+    assert at_ceiling(space, values, {"loss.margin": 4.0}) == {}
+    assert bound_flags(space, {"loss.margin": 0.0011, "optimizer.lr": 0.01}, {"loss.margin": 2.0}) == {"loss.margin": "low"}
+
+
+def _result(method, scores, values):
+    from dml_experiment.record import TuningResult, TuningTrial
+
+    trials = [TuningTrial(method, i, v, s, 2, "finished") for i, (s, v) in enumerate(zip(scores, values))]
+    return TuningResult.of(method, trials, 2)
+
+
+def test_a_method_whose_trials_all_tie_is_not_flagged_and_the_report_says_why(tmp_path):
+    from dml_experiment.report.tuning import tuning_section
+    from flows.tuning import tuning_document
+
+    _, prof = load_profile(params(), "p")
+    values = [{"loss.margin": 0.49, "optimizer.lr": 1e-3}, {"loss.margin": 0.2, "optimizer.lr": 1e-3}]
+    results = {"triplet": _result("triplet", [0.017, 0.017], values),
+               "contrastive": _result("contrastive", [0.5, 0.4], [{"loss.neg_margin": 1.49, "optimizer.lr": 1e-3}] * 2)}
+    assert results["triplet"].tied and not results["contrastive"].tied
+    assert not _result("triplet", [0.3], values[:1]).tied  # one trial is no tie
+    spaces = {m: {k: d.text() for k, d in prof.tune.space_of(m).items()} for m in results}
+    doc = tuning_document(prof.tune, spaces, results, {}, None, {"triplet": {"loss.margin": 4.0}})
+    tri, con = doc["methods"]["triplet"]["chosen"], doc["methods"]["contrastive"]["chosen"]
+    assert tri["at_bound"] == {} and tri["tied"] is True
+    assert con["at_bound"] == {"loss.neg_margin": "high"} and con["tied"] is False
+    text = tuning_section(doc, tmp_path)
+    assert "(every trial tied)" in text and "Every trial of `triplet` scored the same" in text
+    assert "**1 method(s) chose a value within 5% of a bound of its space** (`contrastive`;" in text
+
+
+def test_the_report_marks_a_margin_at_its_ceiling_without_a_flag(tmp_path):
+    from dml_experiment.report.tuning import tuning_section
+    from flows.tuning import tuning_document
+
+    _, prof = load_profile(params(), "p")
+    results = {"triplet": _result("triplet", [0.6, 0.5], [{"loss.margin": 0.49, "optimizer.lr": 1e-3},
+                                                         {"loss.margin": 0.1, "optimizer.lr": 1e-3}])}
+    spaces = {"triplet": {k: d.text() for k, d in prof.tune.space_of("triplet").items()}}
+    doc = tuning_document(prof.tune, spaces, results, {}, None, {"triplet": {"loss.margin": 0.5, "miner.margin": 0.5}})
+    chosen = doc["methods"]["triplet"]["chosen"]
+    assert chosen["at_bound"] == {} and chosen["at_ceiling"] == {"loss.margin": 0.5}
+    text = tuning_section(doc, tmp_path)
+    assert "`loss.margin` = 0.49 (at its ceiling 0.5)" in text and "No chosen value lies within 5% of a bound" in text
+    assert "`triplet` chose a margin at its ceiling" in text

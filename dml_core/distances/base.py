@@ -29,6 +29,12 @@ class Distance:
     def pairwise(self, x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
         raise NotImplementedError
 
+    def span(self, unit: bool) -> float | None:
+        """sup d - inf d over pairs of embeddings (of unit norm where `unit`), None where
+        unbounded: how far apart two of its values can lie, so a margin on d_an - d_ap past
+        it leaves no triplet on the other side."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

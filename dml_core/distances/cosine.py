@@ -21,3 +21,7 @@ class CosineDistance(Distance):
             nonzero = (x != 0).any(1)
             d = d.masked_fill(torch.diag(nonzero), 0.0)
         return d
+
+    def span(self, unit: bool) -> float | None:
+        """2 whatever the norms: 1 - cos lies in [0, 2]."""
+        return 2.0

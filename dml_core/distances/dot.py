@@ -13,3 +13,7 @@ class DotDistance(Distance):
 
     def pairwise(self, x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
         return -(x @ y.T)
+
+    def span(self, unit: bool) -> float | None:
+        """2 on the unit sphere (-x.y in [-1, 1]), unbounded off it."""
+        return 2.0 if unit else None

@@ -14,3 +14,7 @@ class EuclideanDistance(Distance):
 
     def pairwise(self, x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
         return euclidean_matrix(x, y, same)
+
+    def span(self, unit: bool) -> float | None:
+        """2 on the unit sphere (antipodes), unbounded off it."""
+        return 2.0 if unit else None

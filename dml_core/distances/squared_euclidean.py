@@ -14,3 +14,7 @@ class SquaredEuclideanDistance(Distance):
 
     def pairwise(self, x: torch.Tensor, y: torch.Tensor, same: bool) -> torch.Tensor:
         return squared_euclidean_matrix(x, y, same)
+
+    def span(self, unit: bool) -> float | None:
+        """4 on the unit sphere (antipodes: ||x - y||^2 = 2 - 2 x.y), unbounded off it."""
+        return 4.0 if unit else None

@@ -32,5 +32,12 @@ class TripletMarginLoss(MetricLoss):
         dist = self.distance(embeddings)
         return Terms(*triplet_terms(dist, labels=labels, indices=indices, margin=self.margin))
 
+    def margin_ceiling(self, unit: bool) -> float | None:
+        """The margin past which training no longer changes: the distance's span S, None where
+        it is unbounded. At margin >= S every triplet is active, the term is d_ap - d_an + margin,
+        and its gradient does not depend on the margin (Schroff et al. 2015, eq. 1); a miner's
+        test d_an - d_ap < margin (or >) is the same for every such margin too."""
+        return self.distance.span(unit)
+
     def extra_repr(self) -> str:
         return f"margin={self.margin}, distance={self.distance!r}, reduction={self.reduction!r}"

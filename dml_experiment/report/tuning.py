@@ -121,6 +121,35 @@ def asha_rungs(epochs: int, grace: int, factor: float) -> list[int]:
     return rungs + [epochs]
 
 
+def _chosen_text(ch: dict[str, Any]) -> str:
+    """The chosen values, each marked where it sits at a bound or at its ceiling."""
+    flags, ceil = ch.get("at_bound") or {}, ch.get("at_ceiling") or {}
+    parts = []
+    for k, v in ch["values"].items():
+        mark = f" **at {flags[k]} bound**" if k in flags else f" (at its ceiling {ceil[k]:g})" if k in ceil else ""
+        parts.append(f"`{k}` = {_fmt_value(v)}{mark}")
+    return ", ".join(parts) + (" (every trial tied)" if ch.get("tied") else "")
+
+
+def _bounds_text(flagged: list[str], tied: list[str], ceiling: list[str]) -> str:
+    """What the table's marks mean, and whether any chosen value asks for a wider space."""
+    names = lambda ms: ", ".join(f"`{m}`" for m in ms)  # noqa: E731
+    if flagged:
+        text = (f"**{len(flagged)} method(s) chose a value within 5% of a bound of its space** ({names(flagged)}; on "
+                "the log scale for log-uniform ranges): their optimum may lie outside it, so their verdicts compare a "
+                "method held at the edge of its search. Widen the space and tune again.")
+    else:
+        text = "No chosen value lies within 5% of a bound of its space that could hide a better one."
+    if ceiling:
+        text += (f" {names(ceiling)} chose a margin at its ceiling, the span of its distance on its embeddings "
+                 "(2 for D or 1 - cos on the unit sphere, 4 for D^2): past it every triplet is active and the "
+                 "gradient no longer depends on the margin, so nothing outside the space trains differently.")
+    if tied:
+        text += (f" Every trial of {names(tied)} scored the same: the values changed nothing, so where the choice "
+                 "fell in its space means nothing and is not flagged.")
+    return text
+
+
 def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) -> str:
     """The report's "Tuning" section; a sweep without tuning says so."""
     lines = ["## Tuning (validation classes)", ""]
@@ -146,25 +175,20 @@ def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) ->
         "| method | space | trials (full / stopped / failed) | epochs used | chosen | validation score (x100) |",
         "|---|---|---|---|---|---|",
     ]
-    flagged = 0
+    flagged, tied, ceiling = [], [], []
     for m, d in doc["methods"].items():
         trials = d["trials"]
         counts = " / ".join(str(sum(t["status"] == s for t in trials)) for s in ("finished", "stopped", "failed"))
         space = "; ".join(f"`{k}` {v}" for k, v in d["space"].items())
-        ch = d.get("chosen")
-        flags = (ch or {}).get("at_bound") or {}
-        flagged += bool(flags)
-        values = ", ".join(f"`{k}` = {_fmt_value(v)}" + (f" **at {flags[k]} bound**" if k in flags else "")
-                           for k, v in ch["values"].items()) if ch else "none (no trial scored)"
+        ch = d.get("chosen") or {}
+        values = _chosen_text(ch) if ch else "none (no trial scored)"
+        flagged += [m] if ch.get("at_bound") else []
+        tied += [m] if ch.get("tied") else []
+        ceiling += [m] if ch.get("at_ceiling") else []
         metric = label(d.get("metric", doc["metric"]).removeprefix("val/"))
-        lines.append(f"| `{m}` | {space} | {counts} | {d['epochs_used']} | {values} | {metric} {_score(ch['score'] if ch else None)} |")
+        lines.append(f"| `{m}` | {space} | {counts} | {d['epochs_used']} | {values} | {metric} {_score(ch.get('score'))} |")
     lines.append("")
-    if flagged:
-        lines += [f"**{flagged} method(s) chose a value within 5% of a bound of its space** (on the log scale for "
-                  "log-uniform ranges): their optimum may lie outside it, so their verdicts compare a method held "
-                  "at the edge of its search. Widen the space and tune again.", ""]
-    else:
-        lines += ["No chosen value lies within 5% of a bound of its space.", ""]
+    lines += [_bounds_text(flagged, tied, ceiling), ""]
     if plots_dir is not None:
         plot = tuning_plot(doc, Path(plots_dir) / "tuning.png")
         if plot is not None:

@@ -58,6 +58,10 @@ class Distribution(Strict):
         v = getattr(self, self.kind)
         return f"{self.kind} {list(v)}"
 
+    def high(self) -> float | None:
+        """The range's upper end (None for a choice)."""
+        return None if self.kind == "choice" else float(getattr(self, self.kind)[1])
+
     def near_bound(self, value: Any, within: float = 0.05) -> str | None:
         """"low" or "high" when `value` lies within `within` of the range's width from that
         end (on the log scale for a log-uniform range), else None. A chosen value there says
