@@ -88,6 +88,11 @@ def cmd_beside(args) -> int:
     labels = args.labels or [Path(d).name for d in args.directories]
     if len(labels) != len(args.directories):
         raise ValueError(f"--labels: {len(labels)} labels for {len(args.directories)} directories")
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        # One column per label: a repeated one would silently drop a sweep.
+        raise ValueError(f"--labels: {', '.join(map(repr, repeated))} names two directories; "
+                         "give each its own label (--labels quick full)")
     print(side_by_side(dict(zip(labels, args.directories))))
     return 0
 

@@ -64,3 +64,11 @@ def test_cli_prints_the_table_and_checks_labels(tmp_path, capsys):
     assert "| C1 | `a > b` | **holds** +5.0, n=3 | **holds** +4.0, n=10 | yes |" in out
     assert main(["beside", str(a), str(b), "--labels", "only-one"]) == 2
     assert "--labels: 1 labels for 2 directories" in capsys.readouterr().err
+
+
+def test_two_directories_with_one_label_are_refused_by_name(tmp_path, capsys):
+    a = write(tmp_path / "x" / "full", "full-1", [("C1", "a > b", "holds", 0.05, 3)])
+    b = write(tmp_path / "y" / "full", "full-2", [("C1", "a > b", "holds", 0.04, 10)])
+    assert main(["beside", str(a), str(b)]) == 2  # both default to their basename, "full"
+    assert "--labels: 'full' names two directories" in capsys.readouterr().err
+    assert main(["beside", str(a), str(b), "--labels", "x", "y"]) == 0
