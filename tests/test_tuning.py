@@ -436,3 +436,51 @@ def test_the_report_marks_a_margin_at_its_ceiling_without_a_flag(tmp_path):
     text = tuning_section(doc, tmp_path)
     assert "`loss.margin` = 0.49 (at its ceiling 0.5)" in text and "No chosen value lies within 5% of a bound" in text
     assert "`triplet` chose a margin at its ceiling" in text
+
+
+# -- resuming a search ---------------------------------------------------------------------------
+def _drive(searcher, n: int, tag: str):
+    """Ask and tell `n` trials of a synthetic objective, one at a time, as Tune would."""
+    from dml_experiment.record import TuningTrial
+    from dml_experiment.tuning.search import SCORE
+
+    out = []
+    for i in range(n):
+        p = searcher.suggest(f"{tag}{i}")["params"]
+        v = p["values"]
+        score = -abs(math.log10(v["optimizer.lr"]) + 3.0) - (v["loss.margin"] - 0.2) ** 2
+        searcher.on_trial_complete(f"{tag}{i}", result={SCORE: score})
+        out.append(TuningTrial(p["method"], p["index"], v, score, 2, "finished"))
+    return out
+
+
+def _searcher(done=()):
+    from dml_experiment.tuning.search import MethodSearch, make_searcher
+
+    _, prof = load_profile(params(budget={"trials": 9, "epochs": 2, "max_batches_per_epoch": 3}), "p")
+    trial = prof.method_trials("triplet")[0].model_dump(mode="json")
+    searches = {"triplet": MethodSearch("triplet", trial, prof.tune.space_of("triplet"), list(done))}
+    return make_searcher(searches, prof.tune, {"threads": 1})
+
+
+def test_a_resumed_search_proposes_what_an_uninterrupted_one_would():
+    whole = _drive(_searcher(), 9, "a")  # 3 random start-up trials, then TPE
+    for k in (1, 3, 5):
+        rest = _drive(_searcher(whole[:k]), 9 - k, f"b{k}-")
+        assert [t.index for t in rest] == list(range(k, 9))
+        assert [t.values for t in rest] == [t.values for t in whole[k:]], k
+    assert len({tuple(t.values.values()) for t in whole}) == 9  # no point drawn twice
+
+
+def test_records_the_search_would_not_draw_are_kept_and_not_drawn_again(caplog):
+    from dml_experiment.record import TuningTrial
+
+    whole = _drive(_searcher(), 4, "a")
+    foreign = [TuningTrial("triplet", i, {"optimizer.lr": 1e-3 * (i + 1), "loss.margin": 0.1 * (i + 1)}, -0.1 * i, 2, "finished")
+               for i in range(3)]
+    with caplog.at_level("WARNING"):
+        rest = _drive(_searcher(foreign), 6, "c")
+    assert "triplet tuning trial #0: the resumed search proposed" in caplog.text
+    drawn = [t.values for t in rest]
+    assert all(f.values not in drawn for f in foreign) and drawn[0] != whole[0].values
+    assert [t.index for t in rest] == list(range(3, 9))

@@ -12,8 +12,10 @@ the same seed gives the same chosen configuration whatever the timing of the oth
 
 A tuning trial trains on the training classes and is scored on the validation classes
 only: its config has ``eval.split = None``, so the evaluation classes are never opened.
-Finished tuning trials of an earlier attempt are given back to the search as evaluated
-points (``OptunaSearch.add_evaluated_point``): a resumed sweep does not repeat them.
+Finished tuning trials of an earlier attempt are replayed into a new search
+(``replay``): it proposes each one's values again, in order, from the same seed, and is told
+its recorded score, so its sampler stands where the first attempt's stood and a resumed
+sweep neither repeats a finished trial nor redraws the first attempt's start-up points.
 
 Works with Optuna 5.0 through ``ray.tune.search.optuna`` (checked: Ray 2.60, Optuna 5.0.0).
 """
@@ -91,6 +93,41 @@ def tuning_trial(config: dict) -> None:
 
 
 # -- the search --------------------------------------------------------------------------------
+def replay(ops, method: str, done: list[TuningTrial], worst: float) -> int:
+    """Tell a fresh seeded search the trials an earlier attempt of it finished, by asking it
+    again: each ask draws what that attempt drew (same seed, same history), and is told the
+    recorded score. Given back as evaluated points instead, the sampler would restart its
+    random stream and propose the first attempt's start-up points again, trial for trial.
+    Where a proposal differs from its record (a record from another code or attempt), that
+    ask is told FAILED, which TPE ignores, and the record is added as an evaluated point; a
+    warning says so. Returns how many records were replayed exactly."""
+    import logging
+
+    exact = 0
+    for t in sorted(done, key=lambda t: t.index):
+        key = f"replay-{method}-{t.index}"
+        drawn = ops.suggest(key)
+        if same_values(drawn, t.values):
+            result = None if t.score is None else {SCORE: t.score if math.isfinite(t.score) else worst}
+            ops.on_trial_complete(key, result=result, error=result is None)
+            exact += 1
+            continue
+        ops.on_trial_complete(key, result=None, error=True)
+        ops.add_evaluated_point(t.values, worst if t.score is None else t.score,
+                                error=t.status == FAILED and t.score is None)
+        logging.getLogger(__name__).warning(
+            "%s tuning trial #%d: the resumed search proposed %s, its record holds %s; the record is kept as an "
+            "evaluated point and the search goes on from there", method, t.index, drawn, t.values)
+    return exact
+
+
+def same_values(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """The same keys, and floats equal to rounding (a record went through JSON)."""
+    if not isinstance(a, dict) or a.keys() != b.keys():
+        return False
+    return all(math.isclose(a[k], b[k], rel_tol=1e-12, abs_tol=0.0) if isinstance(b[k], float) else a[k] == b[k] for k in b)
+
+
 def make_searcher(searches: dict[str, MethodSearch], settings: TuneSettings, base: dict[str, Any]):
     import optuna
     from ray.tune.search import Searcher
@@ -112,9 +149,7 @@ def make_searcher(searches: dict[str, MethodSearch], settings: TuneSettings, bas
                 sampler = optuna.samplers.TPESampler(seed=settings.search_seed(name), n_startup_trials=max(2, budget // 3))
                 ops = OptunaSearch(space={k: optuna_distribution(d) for k, d in s.space.items()},
                                    metric=SCORE, mode=settings.mode, sampler=sampler)
-                for t in sorted(s.done, key=lambda t: t.index):
-                    ops.add_evaluated_point(t.values, worst if t.score is None else t.score,
-                                            error=t.status == FAILED and t.score is None, pruned=t.status == "stopped")
+                replay(ops, name, s.done, worst)
                 self.searchers[name] = ops
                 self.started[name] = len(s.done)
             self.in_flight: set[str] = set()
