@@ -484,3 +484,43 @@ def test_records_the_search_would_not_draw_are_kept_and_not_drawn_again(caplog):
     drawn = [t.values for t in rest]
     assert all(f.values not in drawn for f in foreign) and drawn[0] != whole[0].values
     assert [t.index for t in rest] == list(range(3, 9))
+
+
+def _run_asha(scheduler, curves, first_index: int, metric: str):
+    """Each curve's trial in turn through `scheduler`, as Tune would feed it; returns the
+    epochs each trained and the records an attempt would write."""
+    from dml_experiment.record import TuningTrial
+    from dml_experiment.tuning.search import SCORE, Replayed
+    from ray.tune.schedulers import TrialScheduler
+
+    epochs, records = [], []
+    for i, curve in enumerate(curves, start=first_index):
+        trial = Replayed(f"t{i}", {"params": {"method": "triplet"}})
+        scheduler.on_trial_add(None, trial)
+        history = []
+        for e, score in enumerate(curve):
+            result = {"training_iteration": e + 1, SCORE: score}
+            history.append({"epoch": float(e), metric: score})
+            if scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP:
+                break
+        scheduler.on_trial_complete(None, trial, result)
+        epochs.append(len(history))
+        records.append(TuningTrial("triplet", i, {}, history[-1][metric], len(history),
+                                   "finished" if len(history) == len(curve) else "stopped", history=history))
+    return epochs, records
+
+
+def test_a_resumed_asha_stops_the_trials_an_uninterrupted_one_would():
+    from dml_experiment.tuning.search import make_scheduler
+
+    _, prof = load_profile(params(budget={"trials": 8, "epochs": 9, "max_batches_per_epoch": 3},
+                                  early_stop={"grace_period": 1, "reduction_factor": 3}), "p")
+    metric = prof.tune.val_metric_of("triplet")
+    levels = [0.5, 0.3, 0.6, 0.2, 0.55, 0.1, 0.7, 0.25]
+    curves = [[lv * (e + 1) / 9 for e in range(9)] for lv in levels]
+    whole, records = _run_asha(make_scheduler(prof.tune), curves, 0, metric)
+    assert whole.count(9) < len(whole)  # ASHA stopped some
+    resumed, _ = _run_asha(make_scheduler(prof.tune, {"triplet": records[:4]}), curves[4:], 4, metric)
+    assert resumed == whole[4:]
+    forgetful, _ = _run_asha(make_scheduler(prof.tune), curves[4:], 4, metric)
+    assert forgetful != whole[4:]  # empty rungs: the first trial after a resume runs the horizon

@@ -189,7 +189,10 @@ def make_searcher(searches: dict[str, MethodSearch], settings: TuneSettings, bas
     return PerMethodSearch()
 
 
-def make_scheduler(settings: TuneSettings):
+def make_scheduler(settings: TuneSettings, done: dict[str, list[TuningTrial]] | None = None):
+    """ASHA within each method (FIFO without early stopping). `done`: per method, the trials
+    an earlier attempt finished, replayed into its ASHA (``replay_rungs``) so its rungs hold
+    what they held and a resumed search stops the trials an uninterrupted one would."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if settings.early_stop is None:
@@ -230,7 +233,39 @@ def make_scheduler(settings: TuneSettings):
         def debug_string(self) -> str:
             return "per-method ASHA: " + "; ".join(f"{m}: {c.debug_string()}" for m, c in self.children.items())
 
-    return PerMethodASHA()
+    scheduler = PerMethodASHA()
+    worst = 0.0 if settings.mode == "max" else math.inf
+    for method, trials in (done or {}).items():
+        replay_rungs(scheduler, method, trials, settings.val_metric_of(method), worst)
+    return scheduler
+
+
+@dataclass
+class Replayed:
+    """A finished trial of an earlier attempt, as a scheduler sees a trial: an id and its config."""
+
+    trial_id: str
+    config: dict[str, Any]
+
+
+def replay_rungs(scheduler, method: str, done: list[TuningTrial], metric: str, worst: float) -> None:
+    """Feed a scheduler each finished trial's per-epoch scores, in the order the trials ran,
+    through its public trial callbacks: an ASHA's rungs then hold the scores they held when
+    the attempt stopped. A new one would judge the next trials against empty rungs and let
+    every one of them run the whole horizon."""
+    for t in sorted(done, key=lambda t: t.index):
+        trial = Replayed(f"replay-{method}-{t.index}", {"params": {"method": method}})
+        scheduler.on_trial_add(None, trial)
+        result = None
+        for i, row in enumerate(t.history):
+            score = row.get(metric)
+            score = score if isinstance(score, (int, float)) and math.isfinite(score) else worst
+            result = {"training_iteration": i + 1, SCORE: score}
+            scheduler.on_trial_result(None, trial, result)
+        if result is None:
+            scheduler.on_trial_remove(None, trial)
+        else:
+            scheduler.on_trial_complete(None, trial, result)
 
 
 def tuning_record(trial, budget_epochs: int, rows: list[dict], error: str | None = None) -> TuningTrial:
@@ -305,7 +340,8 @@ def run_tuning(searches: dict[str, MethodSearch], settings: TuneSettings, ray_cf
     tuner = tune.Tuner(
         tune.with_resources(trainable, plan.trial_resources),
         tune_config=tune.TuneConfig(
-            search_alg=make_searcher(todo, settings, base), scheduler=make_scheduler(settings), num_samples=total,
+            search_alg=make_searcher(todo, settings, base),
+            scheduler=make_scheduler(settings, {m: s.done for m, s in todo.items()}), num_samples=total,
             max_concurrent_trials=plan.max_concurrent, reuse_actors=True,
         ),
         run_config=tune.RunConfig(name=f"{name}-{int(time.time())}", storage_path=storage_path, verbose=0,
