@@ -39,20 +39,11 @@ def ceilings(trial: TrialConfig) -> dict[str, float]:
 
 def bound_flags(space: dict[str, Distribution], values: dict[str, Any],
                 ceiling: dict[str, float] | None = None) -> dict[str, str]:
-    """{path: "low" | "high"} for each chosen value within 5% of a bound of its space, less a
-    high bound at or past the option's ceiling."""
-    ceiling = ceiling or {}
-    flags = {}
-    for path, value in values.items():
-        if path not in space:
-            continue
-        flag = space[path].near_bound(value)
-        if flag == "high" and path in ceiling and space[path].high() >= ceiling[path]:
-            # Past the ceiling the method trains as at it: nothing better lies outside.
-            continue
-        if flag:
-            flags[path] = flag
-    return flags
+    """{path: "low" | "high"} for each chosen value within 5% of a bound of its space, less
+    those at their ceiling (past it the method trains as at it: nothing better lies outside)."""
+    exempt = at_ceiling(space, values, ceiling or {})
+    flags = {p: space[p].near_bound(v) for p, v in values.items() if p in space and p not in exempt}
+    return {p: f for p, f in flags.items() if f}
 
 
 def at_ceiling(space: dict[str, Distribution], values: dict[str, Any], ceiling: dict[str, float]) -> dict[str, float]:

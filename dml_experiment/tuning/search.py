@@ -21,6 +21,7 @@ Works with Optuna 5.0 through ``ray.tune.search.optuna`` (checked: Ray 2.60, Opt
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -37,6 +38,7 @@ from .space import Distribution, TuneSettings, tuning_config
 from dml_core.training.trial import Trial, TrialError
 
 SCORE = "score"  # what a tuning trial reports: the validation metric after each epoch
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,32 +95,27 @@ def tuning_trial(config: dict) -> None:
 
 
 # -- the search --------------------------------------------------------------------------------
-def replay(ops, method: str, done: list[TuningTrial], worst: float) -> int:
+def replay(ops, method: str, done: list[TuningTrial], worst: float) -> None:
     """Tell a fresh seeded search the trials an earlier attempt of it finished, by asking it
     again: each ask draws what that attempt drew (same seed, same history), and is told the
     recorded score. Given back as evaluated points instead, the sampler would restart its
     random stream and propose the first attempt's start-up points again, trial for trial.
     Where a proposal differs from its record (a record from another code or attempt), that
     ask is told FAILED, which TPE ignores, and the record is added as an evaluated point; a
-    warning says so. Returns how many records were replayed exactly."""
-    import logging
-
-    exact = 0
+    warning says so."""
     for t in sorted(done, key=lambda t: t.index):
         key = f"replay-{method}-{t.index}"
         drawn = ops.suggest(key)
         if same_values(drawn, t.values):
             result = None if t.score is None else {SCORE: t.score if math.isfinite(t.score) else worst}
             ops.on_trial_complete(key, result=result, error=result is None)
-            exact += 1
             continue
         ops.on_trial_complete(key, result=None, error=True)
         ops.add_evaluated_point(t.values, worst if t.score is None else t.score,
                                 error=t.status == FAILED and t.score is None)
-        logging.getLogger(__name__).warning(
+        log.warning(
             "%s tuning trial #%d: the resumed search proposed %s, its record holds %s; the record is kept as an "
             "evaluated point and the search goes on from there", method, t.index, drawn, t.values)
-    return exact
 
 
 def same_values(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
