@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install prepare test test-fast bench clean sweep serve stop fashion-mnist fonts
+.PHONY: install prepare test test-fast bench clean sweep serve stop fashion-mnist fonts compiler
 
 install: $(VENV)/.installed
 
@@ -55,14 +55,26 @@ fonts:
 	  exit 1; \
 	fi
 
+# The native kernels (dml_core/kernels/*.cpp) are compiled on first use for the machine that
+# runs them. Without a C++ compiler trials run torch's kernels (slower) and the kernel tests fail.
+compiler:
+	@if command -v "$${CXX:-g++}" >/dev/null || command -v c++ >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing a C++ compiler for the native kernels (Debian package g++)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null; \
+	else \
+	  echo "No C++ compiler: the native kernels fall back to torch's (slower), and their tests fail." >&2; \
+	  echo "Install one with  sudo apt-get update && sudo apt-get install -y g++  (or set CXX)." >&2; \
+	fi
+
 # The DVC stage runs `python`: the venv must come first on PATH.
 prepare: install fashion-mnist fonts
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dvc repro prepare
 
-test: install
+test: install compiler
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install compiler
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
@@ -76,7 +88,7 @@ bench: install
 # Prefect's ephemeral API, a local Ray and MLflow on a local SQLite file, write the report.
 PROFILE ?= quick
 SET ?=
-sweep: prepare
+sweep: prepare compiler
 	$(VENV)/bin/dml sweep --profile $(PROFILE) $(foreach s,$(SET),--set $(s))
 
 # A Prefect server, work pool, deployments, worker and an MLflow server on 127.0.0.1.
