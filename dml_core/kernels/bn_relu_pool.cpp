@@ -55,14 +55,19 @@ inline void store(double* p, double f) { *p = f; }
 // --- a vector of channels: Lanes<T>::L channels of T as a vector of the accumulation type ---
 template <typename T>
 struct Lanes;
-template <>
-struct Lanes<float> {
-  static constexpr int L = 16;
-  using V = VF;
-  using B = VB16;
-  static V load(const float* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
-  static void store(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+// float and double load and store as they are
+template <typename S, typename Vector, typename Bytes>
+struct PlainLanes {
+  static constexpr int L = sizeof(Vector) / sizeof(S);
+  using V = Vector;
+  using B = Bytes;
+  static V load(const S* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
+  static void store(S* p, V v) { std::memcpy(p, &v, sizeof v); }
 };
+template <>
+struct Lanes<float> : PlainLanes<float, VF, VB16> {};
+template <>
+struct Lanes<double> : PlainLanes<double, VD, VB8> {};
 template <>
 struct Lanes<BF16> {
   static constexpr int L = 16;
@@ -81,15 +86,6 @@ struct Lanes<BF16> {
     std::memcpy(p, &h, sizeof h);
   }
 };
-template <>
-struct Lanes<double> {
-  static constexpr int L = 8;
-  using V = VD;
-  using B = VB8;
-  static V load(const double* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
-  static void store(double* p, V v) { std::memcpy(p, &v, sizeof v); }
-};
-
 // The bodies below are written once for a tag: Vec (Lanes<T>::L channels) or One (a channel).
 struct Vec {};
 struct One {};
