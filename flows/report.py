@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from dml_experiment.report.convergence import read_convergence
 from dml_experiment.report.tuning import read_tuning
 from dml_experiment.record import TrialRecord
 from dml_experiment.profile import Profile
+
+log = logging.getLogger(__name__)
 
 BASELINE_CACHE = "baselines.json"
 BASELINE_CACHE_VERSION = 2  # bump when dml_experiment.report.baselines changes what it computes
@@ -118,7 +121,11 @@ def sanity_references(out_dir: Path, profile: Profile, records: list[dict], base
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-README_PROFILE = "quick"  # the README shows the latest run of the default profile
+BESIDE_START, BESIDE_END = "<!-- beside:start -->", "<!-- beside:end -->"
+README = PROJECT_DIR / "README.md"
+# The README's headline is the published evidence, the full profile's run in docs/results/full;
+# beside it, claim by claim, the latest run of the default profile, the 30-minute check.
+HEADLINE_PROFILE, CHECK_PROFILE = "full", "quick"
 
 
 PUBLISHED = ("report.md", "report.html", "metrics.json", "verdicts.json", "tuning.json", "convergence.json", "sweep.json", "plots")
@@ -126,9 +133,12 @@ PUBLISHED = ("report.md", "report.html", "metrics.json", "verdicts.json", "tunin
 
 def publish(report_dir: Path, dest: Path) -> Path:
     """Copy the report (not the per-trial results) to dest, replacing what was there: the
-    snapshot the README links to, small enough to commit."""
+    snapshot the README links to, small enough to commit. A sweep that wrote its report into
+    dest itself is already published, and its records stay."""
     import shutil
 
+    if Path(report_dir).resolve() == Path(dest).resolve():
+        return Path(dest)
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -146,22 +156,57 @@ def publish(report_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def update_readme(report_dir: Path, readme: Path = PROJECT_DIR / "README.md") -> bool:
-    """Replace the README's results section with the verdicts of this report, and publish
-    the report under docs/results/ so the link works in any clone."""
+def replace_block(text: str, start: str, end: str, body: str) -> str | None:
+    """text with what lies between the markers start and end replaced by body; None when
+    either marker is missing."""
+    if start not in text or end not in text:
+        return None
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def beside_block(results: Path, readme: Path) -> str | None:
+    """Quick's verdicts beside full's, claim by claim (quick's table alone until full is
+    published); None when quick has no published run."""
+    from dml_experiment.report.beside import side_by_side
     from dml_experiment.report.build import verdict_table
 
-    if not readme.is_file():
+    check, headline = results / CHECK_PROFILE, results / HEADLINE_PROFILE
+    if not (check / "verdicts.json").is_file():
+        return None
+    rel = os.path.relpath(check / "report.md", readme.parent)
+    if (headline / "verdicts.json").is_file():
+        table = side_by_side({CHECK_PROFILE: check, HEADLINE_PROFILE: headline})
+    else:
+        table = f"{HEADLINE_PROFILE} is not published yet; {CHECK_PROFILE} alone:\n\n{verdict_table(check)}"
+    return f"{table}\n\n{CHECK_PROFILE}'s report: [{rel}]({rel})."
+
+
+def update_readme(report_dir: Path, profile_name: str, readme: Path | None = None) -> bool:
+    """Publish this report under docs/results/ and rewrite the README's generated tables: the
+    headline (the full profile's verdicts, from its run in docs/results/full) and quick beside
+    full. A full run written elsewhere leaves the published one and the headline alone."""
+    from dml_experiment.report.build import verdict_table
+
+    readme = Path(readme or README)
+    if profile_name not in (HEADLINE_PROFILE, CHECK_PROFILE) or not readme.is_file():
         return False
+    results = readme.parent / "docs" / "results"
+    if profile_name == HEADLINE_PROFILE and Path(report_dir).resolve() != (results / HEADLINE_PROFILE).resolve():
+        log.warning("README left as it is: its headline is the %s run in %s, not %s (run the sweep with "
+                    "--out docs/results/%s to publish)", HEADLINE_PROFILE, results / HEADLINE_PROFILE, report_dir, HEADLINE_PROFILE)
+        return False
+    publish(Path(report_dir), results / profile_name)
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        return False
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    snapshot = publish(report_dir, readme.parent / "docs" / "results" / README_PROFILE)
-    rel = os.path.relpath(snapshot / "report.md", readme.parent)
-    body = f"{README_START}\n{verdict_table(report_dir)}\n\nThe full report: [{rel}]({rel}).\n{README_END}"
-    write_atomic(readme, head + body + tail)
+    if profile_name == HEADLINE_PROFILE:
+        rel = os.path.relpath(results / HEADLINE_PROFILE / "report.md", readme.parent)
+        text = replace_block(text, README_START, README_END,
+                             f"{verdict_table(report_dir)}\n\nThe full report: [{rel}]({rel}).") or text
+    beside = beside_block(results, readme)
+    if beside is not None:
+        text = replace_block(text, BESIDE_START, BESIDE_END, beside) or text
+    write_atomic(readme, text)
     return True
 
 
@@ -179,6 +224,5 @@ def write_sweep_report(
                           commit=git_commit(PROJECT_DIR), references=references,
                           tuning=read_tuning(out_dir) if profile.tune is not None else None,
                           convergence=read_convergence(out_dir) if profile.convergence is not None else None)
-    if profile_name == README_PROFILE:
-        update_readme(out_dir)
+    update_readme(out_dir, profile_name)
     return report

@@ -365,15 +365,59 @@ def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path, monkey
     import flows.report
 
     readme = tmp_path / "README.md"
-    readme.write_text("x\n<!-- results:start -->\nPLACEHOLDER-TABLE\n<!-- results:end -->\n")
-    monkeypatch.setattr(flows.report.update_readme, "__defaults__", (readme,))
+    readme.write_text("x\n<!-- results:start -->\nHEADLINE\n<!-- results:end -->\n<!-- beside:start -->\nBESIDE\n<!-- beside:end -->\n")
+    monkeypatch.setattr(flows.report, "README", readme)
     write_sweep_report(out2, "quick-flow", "quick", profile, records, {}, 0.0)
-    assert "PLACEHOLDER-TABLE" not in readme.read_text() and (tmp_path / "docs/results/quick/report.md").is_file()
+    # quick is the check beside the headline, never the headline itself
+    text = readme.read_text()
+    assert "HEADLINE" in text and "BESIDE" not in text and "full is not published yet; quick alone" in text
+    assert "Sweep `quick-flow`" in text and (tmp_path / "docs/results/quick/report.md").is_file()
     assert json.loads((out2 / "results.json").read_text())[0]["method"] == records[0]["method"]
     cached = json.loads((out2 / "baselines.json").read_text())
     assert {r["method"] for r in cached["records"]} == {"raw_euclidean", "raw_cosine", "raw_mahalanobis", "raw_pca_whitened",
                                                         "raw_pca_lda"}
     assert "10.0 min" in (out2 / "report.md").read_text()
+
+
+def test_the_readme_headline_is_full_and_quick_stands_beside_it(tmp_path, caplog):
+    """full's run in docs/results/full (records kept) writes the headline; quick's run, from
+    its own directory, is published and set beside full claim by claim; a full run elsewhere
+    changes nothing."""
+    from flows.report import update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- results:start -->\nHEADLINE\n<!-- results:end -->\ny\n<!-- beside:start -->\nBESIDE\n"
+                      "<!-- beside:end -->\nz\n")
+    results = tmp_path / "docs" / "results"
+    full, quick = results / "full", tmp_path / "reports" / "quick-1"
+    records = known_answer_records()
+    build_report(full, "full-1", "full", known_answer_profile(), records, {}, 90.0)
+    (full / "records").mkdir()
+    (full / "records" / "a.json").write_text("{}")
+    assert update_readme(full, "full", readme)
+    text = readme.read_text()
+    assert "Sweep `full-1`" in text.split("<!-- results:end -->")[0] and "HEADLINE" not in text
+    assert "BESIDE" in text  # no quick run published yet
+    assert (full / "records" / "a.json").is_file()  # its own directory is the snapshot: records stay
+
+    worse_wins = [dict(r, metrics=class_metrics(0.9)) if r["method"] == "worse" else r for r in records]
+    build_report(quick, "quick-1", "quick", known_answer_profile(), worse_wins, {}, 30.0)
+    assert update_readme(quick, "quick", readme)
+    text = readme.read_text()
+    assert (results / "quick" / "report.md").is_file() and not (results / "quick" / "results.json").exists()
+    beside = text.split("<!-- beside:start -->")[1].split("<!-- beside:end -->")[0]
+    assert "quick (`quick-1`)" in beside and "full (`full-1`)" in beside
+    assert "| R | `worse > base` | **holds**" in beside and "**reversed**" in beside and "| no |" in beside
+    assert "Sweep `full-1`" in text.split("<!-- results:end -->")[0]  # quick never takes the headline
+    assert text.startswith("x\n") and "\ny\n" in text and text.endswith("\nz\n")
+
+    elsewhere = tmp_path / "reports" / "full-2"
+    build_report(elsewhere, "full-2", "full", known_answer_profile(), worse_wins, {}, 90.0)
+    before = readme.read_text()
+    with caplog.at_level("WARNING"):
+        assert not update_readme(elsewhere, "full", readme)
+    assert readme.read_text() == before and "--out docs/results/full" in caplog.text
+    assert json.loads((full / "verdicts.json").read_text())["sweep"] == "full-1"
 
 
 def test_build_report_on_the_real_smoke_results(tmp_path):
