@@ -129,6 +129,15 @@ class TuningResult:
         return len(scores) >= 2 and max(scores) == min(scores)
 
     @property
+    def best_ties(self) -> tuple[TuningTrial, ...]:
+        """The trials that scored exactly what the chosen one did, the chosen one included:
+        the search cannot tell them apart (in C2, every easy-triplet trial whose network never
+        moves scores the untrained network's MAP@R), so which of them it chose means nothing."""
+        if self.chosen is None:
+            return ()
+        return tuple(t for t in self.trials if t.status != FAILED and t.score == self.chosen.score)
+
+    @property
     def values(self) -> dict[str, Any] | None:
         """The chosen values, or None."""
         return None if self.chosen is None else dict(self.chosen.values)

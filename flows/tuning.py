@@ -18,7 +18,7 @@ from mlflow.entities import Metric, Param, RunStatus
 
 from dml_experiment.provenance import write_atomic
 from dml_experiment.report.tuning import TUNING_FILE
-from dml_experiment.tuning.bounds import at_ceiling, bound_flags
+from dml_experiment.tuning.bounds import at_ceiling, shared_bound_flags
 from dml_experiment.tuning.space import TuneSettings
 from dml_experiment.record import FAILED, TuningResult, TuningTrial
 from dml_experiment.tuning.search import SCORE
@@ -140,15 +140,17 @@ def tuning_document(settings: TuneSettings, spaces: dict[str, dict[str, str]], r
 
 def chosen_row(settings: TuneSettings, result: TuningResult, ceiling: dict[str, float]) -> dict[str, Any] | None:
     """The chosen trial for tuning.json: its values and score, the values within 5% of a bound
-    (`at_bound`), those at a ceiling (`at_ceiling`), and whether every trial tied (`tied`:
-    then no bound is flagged, since the values changed nothing)."""
+    (`at_bound`), those at a ceiling (`at_ceiling`), whether every trial tied (`tied`: then
+    no bound is flagged, since the values changed nothing) and how many trials share the best
+    score (`ties`: a bound is flagged only where all of them sit at it)."""
     best = result.chosen
     if best is None:
         return None
     space = settings.space_of(result.method)
-    flags = {} if result.tied else bound_flags(space, best.values, ceiling)
+    ties = result.best_ties
+    flags = {} if result.tied else shared_bound_flags(space, [t.values for t in ties], ceiling)
     return {"index": best.index, "values": best.values, "score": best.score, "at_bound": flags,
-            "at_ceiling": at_ceiling(space, best.values, ceiling), "tied": result.tied}
+            "at_ceiling": at_ceiling(space, best.values, ceiling), "tied": result.tied, "ties": len(ties)}
 
 
 def write_tuning(out_dir: Path, doc: dict[str, Any]) -> Path:

@@ -422,6 +422,39 @@ def test_a_method_whose_trials_all_tie_is_not_flagged_and_the_report_says_why(tm
     assert "**1 method(s) chose a value within 5% of a bound of its space** (`contrastive`;" in text
 
 
+def test_a_bound_is_flagged_only_where_every_trial_tied_at_the_top_sits_at_it(tmp_path):
+    """C2's easy triplets: trials whose network never moves all score the untrained MAP@R, and
+    the first of them (the choice) may sit at a bound while another, inside, scores as well."""
+    from dml_experiment.report.tuning import tuning_section
+    from dml_experiment.tuning.bounds import shared_bound_flags
+    from flows.tuning import tuning_document
+
+    _, prof = load_profile(params(), "p")
+    space = prof.tune.space_of("contrastive")
+    edge, inside = {"loss.neg_margin": 1.49, "optimizer.lr": 1e-3}, {"loss.neg_margin": 0.7, "optimizer.lr": 1e-3}
+    assert shared_bound_flags(space, [edge]) == {"loss.neg_margin": "high"}
+    assert shared_bound_flags(space, [edge, inside]) == {}
+    assert shared_bound_flags(space, [edge, dict(edge, **{"optimizer.lr": 2e-3})]) == {"loss.neg_margin": "high"}
+
+    results = {
+        # the first two share the best score, one of them inside the space; a worse one does not count
+        "contrastive": _result("contrastive", [0.0119, 0.0119, 0.004], [edge, inside, edge]),
+        # the best alone, at the bound: flagged although a worse trial lies inside
+        "triplet": _result("triplet", [0.0119, 0.01], [{"loss.margin": 0.49, "optimizer.lr": 1e-3},
+                                                        {"loss.margin": 0.2, "optimizer.lr": 1e-3}]),
+    }
+    assert [t.index for t in results["contrastive"].best_ties] == [0, 1] and not results["contrastive"].tied
+    assert len(results["triplet"].best_ties) == 1
+    spaces = {m: {k: d.text() for k, d in prof.tune.space_of(m).items()} for m in results}
+    doc = tuning_document(prof.tune, spaces, results, {}, None, {"triplet": {"loss.margin": 4.0}})
+    con, tri = doc["methods"]["contrastive"]["chosen"], doc["methods"]["triplet"]["chosen"]
+    assert (con["at_bound"], con["ties"], con["index"]) == ({}, 2, 0)
+    assert tri["at_bound"] == {"loss.margin": "high"} and tri["ties"] == 1
+    text = tuning_section(doc, tmp_path)
+    assert "(2 trials tied at this score)" in text and "In `contrastive` several trials share the best score" in text
+    assert "**1 method(s) chose a value within 5% of a bound of its space** (`triplet`;" in text
+
+
 def test_the_report_marks_a_margin_at_its_ceiling_without_a_flag(tmp_path):
     from dml_experiment.report.tuning import tuning_section
     from flows.tuning import tuning_document

@@ -128,10 +128,13 @@ def _chosen_text(ch: dict[str, Any]) -> str:
     for k, v in ch["values"].items():
         mark = f" **at {flags[k]} bound**" if k in flags else f" (at its ceiling {ceil[k]:g})" if k in ceil else ""
         parts.append(f"`{k}` = {_fmt_value(v)}{mark}")
-    return ", ".join(parts) + (" (every trial tied)" if ch.get("tied") else "")
+    if ch.get("tied"):
+        return ", ".join(parts) + " (every trial tied)"
+    shared = ch.get("ties") or 1
+    return ", ".join(parts) + (f" ({shared} trials tied at this score)" if shared > 1 else "")
 
 
-def _bounds_text(flagged: list[str], tied: list[str], ceiling: list[str]) -> str:
+def _bounds_text(flagged: list[str], tied: list[str], ceiling: list[str], top_ties: list[str]) -> str:
     """What the table's marks mean, and whether any chosen value asks for a wider space."""
     names = lambda ms: ", ".join(f"`{m}`" for m in ms)  # noqa: E731
     if flagged:
@@ -147,6 +150,9 @@ def _bounds_text(flagged: list[str], tied: list[str], ceiling: list[str]) -> str
     if tied:
         text += (f" Every trial of {names(tied)} scored the same: the values changed nothing, so where the choice "
                  "fell in its space means nothing and is not flagged.")
+    if top_ties:
+        text += (f" In {names(top_ties)} several trials share the best score: the search cannot tell them apart, so "
+                 "a chosen value is flagged only where every one of them sits at that bound.")
     return text
 
 
@@ -175,7 +181,7 @@ def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) ->
         "| method | space | trials (full / stopped / failed) | epochs used | chosen | validation score (x100) |",
         "|---|---|---|---|---|---|",
     ]
-    flagged, tied, ceiling = [], [], []
+    flagged, tied, ceiling, top_ties = [], [], [], []
     for m, d in doc["methods"].items():
         trials = d["trials"]
         counts = " / ".join(str(sum(t["status"] == s for t in trials)) for s in ("finished", "stopped", "failed"))
@@ -185,10 +191,11 @@ def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) ->
         flagged += [m] if ch.get("at_bound") else []
         tied += [m] if ch.get("tied") else []
         ceiling += [m] if ch.get("at_ceiling") else []
+        top_ties += [m] if (ch.get("ties") or 1) > 1 and not ch.get("tied") else []
         metric = label(d.get("metric", doc["metric"]).removeprefix("val/"))
         lines.append(f"| `{m}` | {space} | {counts} | {d['epochs_used']} | {values} | {metric} {_score(ch.get('score'))} |")
     lines.append("")
-    lines += [_bounds_text(flagged, tied, ceiling), ""]
+    lines += [_bounds_text(flagged, tied, ceiling, top_ties), ""]
     if plots_dir is not None:
         plot = tuning_plot(doc, Path(plots_dir) / "tuning.png")
         if plot is not None:

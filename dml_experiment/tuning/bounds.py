@@ -10,6 +10,9 @@ past the edge:
   bound at or past the ceiling holds every value that can differ.
 - a tie: every trial scored the same, so the values changed nothing and the choice is the
   search's first, wherever it fell.
+- a tie at the top: where several trials share the best score, a value is flagged only if
+  every one of them sits at that bound. One of them inside the space scores as well, so the
+  score does not rise toward the edge.
 """
 from __future__ import annotations
 
@@ -44,6 +47,14 @@ def bound_flags(space: dict[str, Distribution], values: dict[str, Any],
     exempt = at_ceiling(space, values, ceiling or {})
     flags = {p: space[p].near_bound(v) for p, v in values.items() if p in space and p not in exempt}
     return {p: f for p, f in flags.items() if f}
+
+
+def shared_bound_flags(space: dict[str, Distribution], choices: list[dict[str, Any]],
+                       ceiling: dict[str, float] | None = None) -> dict[str, str]:
+    """bound_flags of a choice among values that scored the same: {path: side} where every
+    one of `choices` sits within 5% of that same bound."""
+    first, *rest = [bound_flags(space, values, ceiling) for values in choices]
+    return {p: side for p, side in first.items() if all(other.get(p) == side for other in rest)}
 
 
 def at_ceiling(space: dict[str, Distribution], values: dict[str, Any], ceiling: dict[str, float]) -> dict[str, float]:
