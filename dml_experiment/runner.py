@@ -357,5 +357,16 @@ def run_grid(trials: list[tuple[str, TrialConfig]], ray_cfg: RayConfig, *, name:
         ),
     )
     tuner.fit()
-    return [outcomes.get(tid) or record_of(m, cfg, tid, FAILED, error="Tune returned no result for this trial")
-            for m, cfg, tid in zip(methods, trials, ids)]
+    missing = [tid for tid in ids if tid not in outcomes]
+    if missing:
+        # Ray Tune answers SIGINT by stopping the run and returning from fit(). These trials
+        # never ended: a record saying they failed would keep a resumed sweep from running
+        # them, and a report of the rest would judge a grid with holes.
+        raise GridInterrupted(
+            f"the grid stopped before {len(missing)} of its {len(ids)} trial(s) ended ({len(outcomes)} ended and "
+            "are recorded); run the same sweep again: it resumes from the finished trials")
+    return [outcomes[tid] for tid in ids]
+
+
+class GridInterrupted(RuntimeError):
+    """The Tune run of a grid ended (interrupted) before every trial had."""

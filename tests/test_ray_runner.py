@@ -134,6 +134,31 @@ def test_grid_runs_every_trial_and_records_failures(tiny, local_ray):
 
 
 @pytest.mark.slow
+def test_an_interrupted_grid_raises_and_leaves_the_rest_unrecorded(tiny, local_ray):
+    """Ctrl-C during the final runs: Ray Tune stops and returns from fit(). The trials that
+    ended were recorded as they ended; the others must not come back as failed records (a
+    resume would not run them) nor as a grid to report: the grid raises."""
+    from dml_experiment.runner import GridInterrupted, run_grid
+
+    root, base = tiny
+    trials = expand_grid(base, dict(losses=["triplet"], seeds=[11, 12, 13, 14, 15, 16]))
+    ended = []
+
+    def interrupt(record):
+        ended.append(record)
+        if len(ended) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        with pytest.raises(GridInterrupted, match="run the same sweep again"):
+            run_grid([("grid", t) for t in trials], RayConfig(), name="interrupted", storage_path=str(root / "ray"),
+                     progress=False, on_trial_end=interrupt)
+    except KeyboardInterrupt:
+        pytest.fail("the SIGINT reached the test: Ray Tune did not take it")
+    assert 1 <= len(ended) < len(trials) and ended[0].status == FINISHED
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_crashed_trial_resumes_to_the_same_result(tiny, local_ray, workers):
     from dml_experiment.runner import run_grid
