@@ -5,12 +5,16 @@ resumed in the same report directory, on this machine or on another one that rec
 directory. Each attempt appends a part when it starts and refreshes the part's last-seen time
 every `every` seconds from a background thread, so a part killed without warning still
 counts up to its last heartbeat (at most `every` seconds short). The sweep's wall time is the
-sum of its parts, and the report lists them.
+sum of its parts, and the report lists them. One attempt at a time: a second sweep into the
+same directory on this machine is refused while the first runs (its parts, its records and
+its trials would interleave with the first's).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -22,6 +26,7 @@ from dml_experiment.provenance import git_commit, write_atomic
 log = logging.getLogger(__name__)
 
 FILE = "parts.json"
+LOCK = ".sweep.lock"  # held (flock) by the running attempt; its content names the holder
 
 
 def _iso(t: float) -> str:
@@ -59,8 +64,28 @@ class PartLog:
         self._thread: threading.Thread | None = None
         self.parts: list[dict] = []
         self.started = 0.0
+        self._held = None
+
+    def _hold(self) -> None:
+        """Take the directory's lock, or say which attempt holds it."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        f = open(self.out_dir / LOCK, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise ValueError(f"{self.out_dir}: another sweep is running into this directory ({holder}); "
+                             "wait for it to end, or stop it (Ctrl-C), then run this one again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {_iso(time.time())}\n")
+        f.flush()
+        self._held = f
 
     def __enter__(self) -> "PartLog":
+        self._hold()
         self.started = self.start_at or time.time()
         commit = git_commit(self.project_dir) if self.project_dir else git_commit()
         self.parts = read_parts(self.out_dir) + [{
@@ -78,6 +103,9 @@ class PartLog:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._refresh(ended="finished" if exc_type is None else f"ended by {exc_type.__name__}")
+        if self._held is not None:
+            self._held.close()  # closing releases the flock
+            self._held = None
 
     @property
     def total(self) -> float:

@@ -40,3 +40,18 @@ def test_an_unreadable_parts_file_is_ignored_with_a_warning(tmp_path, caplog):
     (tmp_path / FILE).write_text("{not json")
     assert read_parts(tmp_path) == []
     assert FILE in caplog.text
+
+
+def test_a_second_attempt_into_a_running_sweeps_directory_is_refused_by_name(tmp_path):
+    import os
+
+    import pytest
+
+    with PartLog(tmp_path, every=10):
+        with pytest.raises(ValueError, match=f"another sweep is running into this directory \\(pid {os.getpid()} on "):
+            with PartLog(tmp_path, every=10):
+                pass
+        assert len(read_parts(tmp_path)) == 1  # the refused attempt added no part
+    with PartLog(tmp_path, every=10):  # the first one ended: its lock went with it
+        pass
+    assert [p["ended"] for p in read_parts(tmp_path)] == ["finished", "finished"]
