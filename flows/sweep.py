@@ -171,6 +171,7 @@ def tune(sweep: Sweep) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         trial = base.model_copy(update={"dataset": str(project_path(base.dataset))}).model_dump(mode="json")
         searches[m] = MethodSearch(m, trial, settings.space_of(m), done[m])
     left = sum(settings.budget.trials - len(d) for d in done.values())
+    before = sum(len(d) for d in done.values())
     logger.info(f"tuning {len(searches)} methods x {settings.budget.trials} trials: {left} to run")
 
     def on_trial_end(rec) -> None:
@@ -194,11 +195,13 @@ def tune(sweep: Sweep) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     # A resumed sweep that ran no tuning trial keeps the time the one that did measured.
     from dml_experiment.report.tuning import read_tuning
 
-    seconds = round(time.perf_counter() - started, 1) if left else (read_tuning(sweep.out_dir) or {}).get("seconds")
+    earlier = {} if left else read_tuning(sweep.out_dir) or {}
+    seconds = round(time.perf_counter() - started, 1) if left else earlier.get("seconds")
+    resumed = before if left else earlier.get("resumed", 0)
     from dml_experiment.tuning.bounds import ceilings
 
     limits = {m: ceilings(base) for m, base in bases.items()}
-    write_tuning(sweep.out_dir, tuning_document(settings, spaces, results, runs.runs, seconds, limits))
+    write_tuning(sweep.out_dir, tuning_document(settings, spaces, results, runs.runs, seconds, limits, resumed))
     return values, runs.runs
 
 

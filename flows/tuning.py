@@ -121,9 +121,11 @@ class TuningTracker:
 
 def tuning_document(settings: TuneSettings, spaces: dict[str, dict[str, str]], results: dict[str, TuningResult],
                     runs: dict[str, str], seconds: float | None,
-                    ceilings: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+                    ceilings: dict[str, dict[str, float]] | None = None, resumed: int = 0) -> dict[str, Any]:
     """What tuning.json holds: per method its space, budget, trials, choice and MLflow run.
-    `ceilings`: per method, the options past which it trains as at them (bounds.ceilings)."""
+    `ceilings`: per method, the options past which it trains as at them (bounds.ceilings).
+    `seconds`: the wall time of the attempt that ran the last trials; `resumed`: how many
+    trials earlier attempts (parts) had finished, whose time the sweep's parts count."""
     methods = {}
     for m, result in results.items():
         methods[m] = {
@@ -135,7 +137,7 @@ def tuning_document(settings: TuneSettings, spaces: dict[str, dict[str, str]], r
     return {"metric": settings.val_metric, "mode": settings.mode, "seed": settings.seed,
             "budget": settings.budget.model_dump(),
             "early_stop": settings.early_stop.model_dump() if settings.early_stop else None,
-            "seconds": seconds, "methods": methods}
+            "seconds": seconds, "resumed": resumed, "methods": methods}
 
 
 def chosen_row(settings: TuneSettings, result: TuningResult, ceiling: dict[str, float]) -> dict[str, Any] | None:

@@ -453,6 +453,11 @@ def test_a_bound_is_flagged_only_where_every_trial_tied_at_the_top_sits_at_it(tm
     text = tuning_section(doc, tmp_path)
     assert "(2 trials tied at this score)" in text and "In `contrastive` several trials share the best score" in text
     assert "**1 method(s) chose a value within 5% of a bound of its space** (`triplet`;" in text
+    # A search resumed in parts: its time is this attempt's, and the text says so.
+    assert "Tuning took 13.7 min." in tuning_section(tuning_document(prof.tune, spaces, results, {}, 822.6))
+    resumed = tuning_section(tuning_document(prof.tune, spaces, results, {}, 822.6, None, 290))
+    assert "Tuning took" not in resumed
+    assert "took 13.7 min of tuning; earlier parts of the sweep had finished 290 of its trials" in resumed
 
 
 def test_the_report_marks_a_margin_at_its_ceiling_without_a_flag(tmp_path):

@@ -172,6 +172,9 @@ def tuning_section(doc: dict[str, Any] | None, plots_dir: Path | None = None) ->
         stop = (f"ASHA per method (reduction factor {es['reduction_factor']:g}; a trial is judged against its "
                 f"method's others after {rungs} of the horizon's epochs)")
     took = f" Tuning took {doc['seconds'] / 60:.1f} min." if doc.get("seconds") else ""
+    if doc.get("seconds") and doc.get("resumed"):
+        took = (f" The attempt that ran its last trials took {doc['seconds'] / 60:.1f} min of tuning; earlier parts "
+                f"of the sweep had finished {doc['resumed']} of its trials (the wall time counts every part).")
     lines += [
         f"Every method had the same budget: {b['trials']} trials of at most {steps}, searched by Optuna's TPE "
         f"(each method's own seed, from {doc['seed']} and its name) on Ray Tune with {stop}. Each tuning trial trained on the training classes and was "
