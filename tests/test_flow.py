@@ -317,3 +317,18 @@ def check_mlflow(uri: str, experiment: str) -> None:
     assert history
     versions = client.search_model_versions("name='dml-embedder'")
     assert versions
+
+
+def test_the_sweeps_prefect_server_sends_no_telemetry_from_the_project_root():
+    """pyproject.toml turns the temporary server's telemetry off (offline machines logged an
+    ERROR every 10 minutes); the environment variable still overrides it."""
+    code = "from prefect.settings import get_current_settings as s; print(s().server.analytics_enabled)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+
+    def enabled(extra: dict[str, str]) -> str:
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **extra},
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    assert enabled({}) == "False"
+    assert enabled({"PREFECT_SERVER_ANALYTICS_ENABLED": "true"}) == "True"
