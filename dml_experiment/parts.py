@@ -107,6 +107,12 @@ class PartLog:
             self._held.close()  # closing releases the flock
             self._held = None
 
+    def end(self, how: str = "finished") -> None:
+        """Mark this part ended `how` now, before the sweep writes the report that lists it (a
+        part with no end reads as killed there); leaving the context still refreshes its time,
+        and an exception raised after this mark replaces it with what ended the part."""
+        self._refresh(ended=how)
+
     @property
     def total(self) -> float:
         """Seconds over every part, this one up to now."""

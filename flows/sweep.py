@@ -444,6 +444,7 @@ def dml_sweep(
         trials = expand(prof, values)
         rows, todo = final_runs(sweep, trials, force, in_mlflow, tuning_runs)
         rows = write_convergence(sweep, rows)
+        parts.end()
         seconds = round(parts.total, 1) if todo else None
         report, problem = finish(sweep, profile_name, overrides, params_path, rows, todo, seconds)
     if problem:

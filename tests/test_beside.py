@@ -44,6 +44,19 @@ def test_claims_line_up_and_agreement_is_counted(tmp_path):
                          "(holds, reversed or equivalent).")
 
 
+def test_a_claim_is_marked_only_for_the_families_of_its_own_arms(tmp_path):
+    full = write(tmp_path / "full", "full-2", [("C5", "a > b", "holds", 0.5, 10), ("C5", "a > c", "reversed", -0.04, 10)],
+                 not_converged={"lifted_structured": "gained 3.3 points"})
+    doc = json.loads((full / "verdicts.json").read_text())
+    doc["comparisons"]["C5"]["verdicts"][0]["not_converged"] = ["lifted_structured"]
+    doc["comparisons"]["C5"]["verdicts"][1]["not_converged"] = []
+    (full / "verdicts.json").write_text(json.dumps(doc))
+    quick = write(tmp_path / "quick", "quick-1", [("C5", "a > b", "holds", 0.4, 3), ("C5", "a > c", "not shown", -0.1, 3)])
+    lines = side_by_side({"quick": quick, "full": full}).splitlines()
+    assert "| C5 | `a > b` | **holds** +40.0, n=3 | **holds** +50.0, n=10 (not converged) | yes |" in lines
+    assert "| C5 | `a > c` | not shown -10.0, n=3 | **reversed** -4.0, n=10 | no |" in lines
+
+
 def test_a_directory_without_verdicts_is_named(tmp_path):
     full = write(tmp_path / "full", "full-2", [("C1", "a > b", "holds", 0.03, 10)])
     with pytest.raises(ValueError, match=r"empty/verdicts.json: no verdicts.json"):

@@ -240,6 +240,9 @@ def test_a_sweep_killed_in_tuning_and_in_training_resumes_without_repeating_a_tr
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Tuning (validation classes)" in report and "plots/tuning.png" in report
     assert "plots/validation_curves.png" in report
+    # The part that wrote the report reads as finished there, not as killed.
+    wall = next(line for line in report.splitlines() if line.startswith("- wall time:"))
+    assert "in 3 parts" in wall and re.search(r"at `\w+`; trial compute", wall), wall
     # 4. One method's space changed (NCE's temperature searched too, an option no other arm of
     # C8 shares): a new sweep, in which only that method is tuned again and only its final run
     # trains; every other method's tuning records and final runs serve.

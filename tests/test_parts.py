@@ -24,6 +24,20 @@ def test_each_attempt_is_a_part_refreshed_while_it_runs_and_the_wall_time_is_the
     assert total_seconds(parts) == parts[0]["seconds"] + parts[1]["seconds"]
 
 
+def test_a_part_marked_ended_before_its_report_reads_finished_unless_an_exception_follows(tmp_path):
+    with PartLog(tmp_path, every=10) as log:
+        log.end()
+        assert read_parts(tmp_path)[0]["ended"] == "finished"
+        assert "killed" not in part_text(read_parts(tmp_path)[0])
+    try:
+        with PartLog(tmp_path, every=10) as log:
+            log.end()
+            raise KeyboardInterrupt  # e.g. while the report is written
+    except KeyboardInterrupt:
+        pass
+    assert [p["ended"] for p in read_parts(tmp_path)] == ["finished", "ended by KeyboardInterrupt"]
+
+
 def test_a_killed_part_counts_to_its_last_heartbeat_and_the_report_lists_the_parts(tmp_path):
     killed = {"part": 1, "started": "2026-12-06 10:15:00 UTC", "last_seen": "2026-12-06 11:15:00 UTC",
               "seconds": 3600.0, "host": "a", "commit": "abc1234", "ended": None}

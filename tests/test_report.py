@@ -329,9 +329,22 @@ def test_build_report_on_a_sweep_shaped_like_the_real_one(tiny, tmp_path, monkey
     records = fake_sweep(tiny, tmp_path / "artifacts", profile)
     out = tmp_path / "reports" / "quick-test"
     baselines = raw_baselines(tiny / "fashion_mnist", 60, ks=(1, 2, 4, 8))
-    report = build_report(out, "quick-test", "quick", profile, records, {"default": "v1.dir", "rotation": "v2.dir"}, 600.0, baselines)
+    # lifted structured still gained at 2H: only the claims with a lifted arm are marked.
+    study = {"factor": 2, "tolerance": 0.02, "methods": {"lifted_smooth": {
+        "family": "lifted_structured", "metric": "map@r", "steps": [90, 180], "scores": [0.5, 0.6], "gain": 0.1,
+        "converged": False, "errors": []}}}
+    report = build_report(out, "quick-test", "quick", profile, records, {"default": "v1.dir", "rotation": "v2.dir"}, 600.0,
+                          baselines, convergence=study)
     assert report == out / "report.md"
     md = report.read_text()
+    c5 = {v["claim"]: v["not_converged"] for v in json.loads((out / "verdicts.json").read_text())["comparisons"]["C5"]["verdicts"]}
+    assert c5["npair > lifted_smooth"] == ["lifted_structured"] and c5["facility_location > npair"] == []
+    assert "| C5 | `facility_location > npair` |" in md
+    c5_rows = [line for line in md.splitlines() if line.startswith("| C5 | `")]
+    assert [("(not converged: lifted_structured)" in line) for line in c5_rows] == [
+        "lifted" in line.split("`")[1] for line in c5_rows]
+    assert "**Not converged: lifted_structured.** lifted_smooth gained 10.0 points" in md
+    assert "the verdicts on `facility_location > lifted_smooth`, `npair > lifted_smooth`" in md
     html = (out / "report.html").read_text()
     assert "10.0 min (within the profile's 30-minute target" in md and "default `v1.dir`" in md
     for cid in profile.comparisons:

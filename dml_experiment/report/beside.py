@@ -4,7 +4,7 @@ that the published one decides too, and what it cannot.
 Each sweep is read from its report directory's `verdicts.json`. A row is one claim of one
 comparison (`C5`, `facility_location > npair`); a cell is that sweep's verdict with its mean
 difference (x100, in the claim's metric) and its number of replicates, and "(not converged)"
-where the comparison names a loss family that still gained from twice the steps. The last
+where one of the claim's two arms is of a loss family that still gained from twice the steps. The last
 column says whether every sweep reached the same verdict.
 """
 from __future__ import annotations
@@ -29,11 +29,13 @@ def read_verdicts(directory: str | Path) -> dict:
 
 
 def claims(data: dict) -> dict[tuple[str, str], dict]:
-    """{(comparison id, claim): its verdict row, with the comparison's not-converged families}."""
+    """{(comparison id, claim): its verdict row, with the not-converged families of the claim's
+    arms (the comparison's, in a verdicts.json written before claims carried their own)}."""
     out = {}
     for cid, comp in data["comparisons"].items():
         for row in comp.get("verdicts", []):
-            out[(cid, row["claim"])] = dict(row, not_converged=sorted(comp.get("not_converged") or {}))
+            late = row["not_converged"] if "not_converged" in row else sorted(comp.get("not_converged") or {})
+            out[(cid, row["claim"])] = dict(row, not_converged=late)
     return out
 
 

@@ -534,7 +534,9 @@ def build_report(out_dir, sweep_name: str, profile_name: str, profile, records: 
         entry = {"claim": comp.claim, "factor": comp.factor, "quote": comp.quote, "departs": comp.departs,
                  "metric": comp.metric, "margin": comp.margin, "secondary_metrics": list(comp.secondary),
                  "methods": methods, "overall": overall(verdicts), "family_size": family_size,
-                 "verdicts": [v.as_dict() for v in verdicts],
+                 # A claim is flagged only for the families of its own two arms.
+                 "verdicts": [dict(v.as_dict(), not_converged=sorted(not_converged_note([v.a, v.b], profile, flagged)))
+                              for v in verdicts],
                  "sanity_gate": {m: ref_values[cid].get(m) for m in REFERENCES} if refs else None,
                  "not_converged": not_converged_note(comp.methods, profile, flagged)}
         sections.append(render_section(cid, comp, profile, records, all_records + refs, comp_baselines, verdicts, plots_dir, entry, refs))
@@ -578,7 +580,9 @@ def render_section(cid, comp, profile, records, all_records, comp_baselines, ver
     ref_methods = [m for m in REFERENCES if any(r.get("method") == m for r in refs)]
     lines = [f"## {cid}: {overall(verdicts)}", "", verdict_line(comp, verdicts), ""]
     for family, why in entry.get("not_converged", {}).items():
-        lines += [f"**Not converged: {family}.** {why}; these verdicts may say how fast it starts, not what it reaches "
+        hit = [f"`{v['claim']}`" for v in entry["verdicts"] if family in v.get("not_converged", ())]
+        which = f"the verdicts on {', '.join(hit)}" if hit else "no claim of this comparison, only its numbers,"
+        lines += [f"**Not converged: {family}.** {why}; {which} may say how fast it starts, not what it reaches "
                   "(see Convergence).", ""]
     if comp.factor:
         lines += [f"**Factor under test.** {comp.factor}", ""]
@@ -683,6 +687,8 @@ def summary_rows(doc: dict) -> list[str]:
             lines.append(f"| {cid} | (no claim) | {label(c['metric'])} | - | - | - | - | - |")
         for v in c["verdicts"]:
             mark = VERDICT_MARK.get(v["verdict"], v["verdict"])
+            if v.get("not_converged"):
+                mark += f" (not converged: {', '.join(v['not_converged'])})"
             lines.append(f"| {cid} | `{v['claim']}` | {label(v['metric'])} | {interval_text(v)} | {fmt_p(decisive_p(v))} | "
                          f"{fmt(_num(v.get('mde')))} | {v.get('n', 0)} | {mark} |")
     return lines
